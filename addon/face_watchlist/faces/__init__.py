@@ -1,0 +1,1 @@
+"""Images to faces: model packs, detection, quality, alignment and embedding."""
