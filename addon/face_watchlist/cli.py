@@ -58,7 +58,7 @@ def _face_json(face: Face, settings: Settings, with_embedding: bool = False) -> 
 
 def cmd_detect(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = _pipeline(settings)
-    results = []
+    results: list[dict[str, Any]] = []
     for path in args.images:
         faces = pipeline.analyse(load_image(path, settings.max_pixels), embed=False, pad_retry=True)
         results.append({"image": str(path), "faces": [_face_json(f, settings) for f in faces]})
@@ -89,24 +89,37 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     faces_a = _faces_or_fail(pipeline, args.image_a, settings)
     faces_b = _faces_or_fail(pipeline, args.image_b, settings)
     best, pair = max(
-        ((similarity(a.embedding, b.embedding), (i, j))  # type: ignore[arg-type]
-         for i, a in enumerate(faces_a) for j, b in enumerate(faces_b)),
+        (
+            (similarity(a.embedding, b.embedding), (i, j))  # type: ignore[arg-type]
+            for i, a in enumerate(faces_a)
+            for j, b in enumerate(faces_b)
+        ),
         key=lambda item: item[0],
-    )  # fmt: skip
+    )
     if args.json:
-        print(json.dumps({
-            "similarity": round(best, 6), "pack": pipeline.spec.name,
-            "face_a": pair[0], "face_b": pair[1], "faces_a": len(faces_a), "faces_b": len(faces_b),
-        }))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "similarity": round(best, 6),
+                    "pack": pipeline.spec.name,
+                    "face_a": pair[0],
+                    "face_b": pair[1],
+                    "faces_a": len(faces_a),
+                    "faces_b": len(faces_b),
+                }
+            )
+        )
     else:
-        print(f"similarity {best:.4f} (pack {pipeline.spec.name}; best of {len(faces_a)}x{len(faces_b)} faces)")
+        print(
+            f"similarity {best:.4f} (pack {pipeline.spec.name}; best of {len(faces_a)}x{len(faces_b)} faces)"
+        )
     return 0
 
 
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = _pipeline(settings)
     faces = _faces_or_fail(pipeline, args.image, settings)
-    payload = {
+    payload: dict[str, Any] = {
         "image": str(args.image),
         "pack": pipeline.spec.name,
         "faces": [_face_json(f, settings, with_embedding=True) for f in faces],
@@ -122,14 +135,20 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
     cache = ModelCache(settings.model_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in PACKS.values():
         states = {s.file.name: s.state for s in cache.status(spec)}
-        rows.append({
-            "name": spec.name, "description": spec.description, "licence": spec.licence,
-            "commercial_use": spec.commercial_use, "embedding_size": spec.embedding_size,
-            "installed": all(v == "installed" for v in states.values()), "files": states,
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "licence": spec.licence,
+                "commercial_use": spec.commercial_use,
+                "embedding_size": spec.embedding_size,
+                "installed": all(v == "installed" for v in states.values()),
+                "files": states,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -197,7 +216,10 @@ def _print_report(report: dict[str, Any], json_out: Path | None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-watchlist", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--data-dir", help="data directory (default $FACE_WATCHLIST_DATA_DIR or ~/.local/share/face-watchlist)")
+    parser.add_argument(
+        "--data-dir",
+        help="data directory (default $FACE_WATCHLIST_DATA_DIR or ~/.local/share/face-watchlist)",
+    )
     parser.add_argument("--model-dir", help="model cache (default <data-dir>/models)")
     parser.add_argument("--pack", choices=sorted(PACKS), help="model pack (default opencv-zoo)")
     parser.add_argument("--threads", type=int, help="onnxruntime / OpenCV threads (default 2)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
+from voluptuous.humanize import humanize_error
 
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.images import DEFAULT_MAX_PIXELS
@@ -36,7 +37,9 @@ FACES_SCHEMA = vol.Schema(
         vol.Optional("det_threshold", default=None): vol.Any(None, _fraction(0.05, 0.99)),
         vol.Optional("max_pixels", default=DEFAULT_MAX_PIXELS): vol.All(int, vol.Range(min=1)),
         vol.Optional("min_face_px", default=_GATE.min_face_px): vol.All(vol.Coerce(float), vol.Range(min=0)),
-        vol.Optional("min_sharpness", default=_GATE.min_sharpness): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("min_sharpness", default=_GATE.min_sharpness): vol.All(
+            vol.Coerce(float), vol.Range(min=0)
+        ),
         vol.Optional("min_frontalness", default=_GATE.min_frontalness): _fraction(0.0, 1.0),
         vol.Optional("min_det_score", default=_GATE.min_det_score): _fraction(0.0, 1.0),
     }
@@ -64,7 +67,7 @@ def load_settings(raw: dict[str, Any]) -> Settings:
     try:
         conf = SCHEMA(raw)
     except vol.Invalid as err:
-        raise FaceWatchlistError(f"invalid configuration: {vol.humanize.humanize_error(raw, err)}") from None
+        raise FaceWatchlistError(f"invalid configuration: {humanize_error(raw, err)}") from None
     faces = conf["faces"]
     data_dir = Path(conf["data_dir"]).expanduser()
     return Settings(

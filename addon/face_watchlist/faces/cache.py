@@ -46,6 +46,8 @@ class ModelCache:
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict):
             return FileStatus(file, "corrupt", "unreadable sidecar")
         pinned = file.sha256 or _archive_pin(file.source)
         if meta.get("source_sha256") != pinned:
@@ -83,15 +85,22 @@ class ModelCache:
         by_source: dict[Source, list[ModelFile]] = {}
         for file in todo:
             by_source.setdefault(file.source, []).append(file)
+        # All or nothing: every file is fetched, checked and repaired before any is moved in.
+        staged: list[tuple[ModelFile, bytes, dict[str, object]]] = []
         with tempfile.TemporaryDirectory(dir=self.model_dir, prefix=".fetch-") as tmp:
             for source, files in by_source.items():
                 log(f"fetching {source.label}")
                 archive = _fetch(source, Path(tmp), log)
-                for file in files:
-                    self._install_file(file, archive, log)
+                staged.extend(self._prepare(file, archive, log) for file in files)
+        for file, data, meta in staged:
+            _atomic_write(self.path(file), data)
+            _atomic_write(self._sidecar(file), json.dumps(meta, indent=2).encode())
+            log(f"installed {file.name} ({len(data):,} bytes)")
         return [f.name for f in todo]
 
-    def _install_file(self, file: ModelFile, archive: Path, log: Log) -> None:
+    def _prepare(
+        self, file: ModelFile, archive: Path, log: Log
+    ) -> tuple[ModelFile, bytes, dict[str, object]]:
         data = fetch.read_member(archive, file.member, by_basename=isinstance(file.source, UrlSource))
         if file.sha256 is not None:
             actual = hashlib.sha256(data).hexdigest()
@@ -103,8 +112,7 @@ class ModelCache:
         if file.repairs:
             log(f"repairing {file.name}: {', '.join(file.repairs)}")
             data = apply_repairs(data, file.repairs)
-        _atomic_write(self.path(file), data)
-        meta = {
+        meta: dict[str, object] = {
             "source": file.source.label,
             "member": file.member,
             "source_sha256": file.sha256 or _archive_pin(file.source),
@@ -112,8 +120,7 @@ class ModelCache:
             "sha256": hashlib.sha256(data).hexdigest(),
             "size": len(data),
         }
-        _atomic_write(self._sidecar(file), json.dumps(meta, indent=2).encode())
-        log(f"installed {file.name} ({len(data):,} bytes)")
+        return file, data, meta
 
 
 def _archive_pin(source: Source) -> str | None:

@@ -36,15 +36,18 @@ class YuNetDetector:
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         if scale < 1.0:
-            image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
             height, width = image.shape[:2]
         if self._size != (width, height):
             self._net.setInputSize((width, height))
             self._size = (width, height)
-        _, rows = self._net.detect(image)
-        if rows is None:
+        _, found = self._net.detect(image)
+        if found is None:
             return []
-        rows = rows / np.array([scale] * 14 + [1.0], dtype=np.float32)
+        # coordinates back to the caller's resolution; the score (last column) stays
+        rows = np.asarray(found, np.float32) / np.array([scale] * 14 + [1.0], np.float32)
         return [
             Detection(
                 box=(float(r[0]), float(r[1]), float(r[0] + r[2]), float(r[1] + r[3])),

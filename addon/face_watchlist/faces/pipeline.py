@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from face_watchlist.errors import ModelPackError
 from face_watchlist.faces.align import align
 from face_watchlist.faces.cache import ModelCache
 from face_watchlist.faces.detectors import Detector, ScrfdDetector, YuNetDetector
@@ -15,7 +16,6 @@ from face_watchlist.faces.embedder import Embedder
 from face_watchlist.faces.packs import PACKS, PackSpec
 from face_watchlist.faces.quality import measure
 from face_watchlist.faces.types import Detection, Face
-from face_watchlist.errors import ModelPackError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class FacePipeline:
         if spec.detector_kind == "yunet":
             detector = YuNetDetector(detector_path, threshold or YuNetDetector.DEFAULT_THRESHOLD)
         else:
-            detector = ScrfdDetector(detector_path, options.threads, threshold or ScrfdDetector.DEFAULT_THRESHOLD)
+            detector = ScrfdDetector(
+                detector_path, options.threads, threshold or ScrfdDetector.DEFAULT_THRESHOLD
+            )
         embedder = Embedder(recogniser_path, options.threads, spec.input_mean, spec.input_std)
         return cls(spec, detector, embedder)
 
@@ -52,14 +54,14 @@ class FacePipeline:
         found = self.detector.detect(image)
         if found or not pad_retry:
             return found
-        pad = max(image.shape[:2]) // 4
+        pad = max(image.shape[:2]) // 2  # a quarter is not enough for SCRFD on tight crops
         padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         return [_shift(d, -pad) for d in self.detector.detect(padded)]
 
     def face(self, image: np.ndarray, detection: Detection, embed: bool = True) -> Face:
-        aligned = align(image, detection.landmarks)
+        aligned, inside = align(image, detection.landmarks)
         embedding = self.embedder.embed(aligned) if embed else None
-        return Face(detection, measure(detection, aligned), aligned, embedding)
+        return Face(detection, measure(detection, aligned, inside), aligned, embedding)
 
     def analyse(self, image: np.ndarray, embed: bool = True, pad_retry: bool = False) -> list[Face]:
         """Every face in the image, largest first."""

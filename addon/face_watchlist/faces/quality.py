@@ -9,14 +9,19 @@ import numpy as np
 
 from face_watchlist.faces.types import Detection, Quality
 
+_KERNEL = np.ones((5, 5), np.uint8)
 
-def sharpness(aligned: np.ndarray) -> float:
+
+def sharpness(aligned: np.ndarray, inside: np.ndarray) -> float:
     """Variance of the Laplacian on the aligned crop: low for blurred or upscaled tiny faces.
 
-    Measured on the 112x112 crop so that the value does not depend on the source resolution.
+    Measured on the 112x112 crop so that the value does not depend on the source resolution,
+    and only where the crop shows the image (`inside`, shrunk so the fill's edge is left out).
     """
     grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY) if aligned.ndim == 3 else aligned
-    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F)
+    keep = cv2.erode(inside.astype(np.uint8), _KERNEL).astype(bool)
+    return float(laplacian[keep].var()) if keep.any() else 0.0
 
 
 def frontalness(landmarks: np.ndarray) -> float:
@@ -35,10 +40,10 @@ def frontalness(landmarks: np.ndarray) -> float:
     return float(max(0.0, 1.0 - abs(offset) / half))
 
 
-def measure(detection: Detection, aligned: np.ndarray) -> Quality:
+def measure(detection: Detection, aligned: np.ndarray, inside: np.ndarray) -> Quality:
     return Quality(
         face_px=detection.height,
-        sharpness=sharpness(aligned),
+        sharpness=sharpness(aligned, inside),
         frontalness=frontalness(detection.landmarks),
         det_score=detection.score,
     )
@@ -61,9 +66,7 @@ class QualityGate:
         if quality.sharpness < self.min_sharpness:
             found.append(f"too blurred (sharpness {quality.sharpness:.0f} < {self.min_sharpness:.0f})")
         if quality.frontalness < self.min_frontalness:
-            found.append(
-                f"turned away (frontalness {quality.frontalness:.2f} < {self.min_frontalness:.2f})"
-            )
+            found.append(f"turned away (frontalness {quality.frontalness:.2f} < {self.min_frontalness:.2f})")
         if quality.det_score < self.min_det_score:
             found.append(f"uncertain detection (score {quality.det_score:.2f} < {self.min_det_score:.2f})")
         return tuple(found)

@@ -75,4 +75,4 @@ def apply_repairs(data: bytes, names: tuple[str, ...]) -> bytes:
     for name in names:
         model = REPAIRS[name](model)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
