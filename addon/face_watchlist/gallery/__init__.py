@@ -1,0 +1,1 @@
+"""The gallery: lists, people, templates and rejections; the search index; the open-set decision."""
