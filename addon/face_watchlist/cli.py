@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from face_watchlist import __version__
+from face_watchlist.cli_gallery import register as register_gallery
 from face_watchlist.config import Settings, load_settings
 from face_watchlist.errors import FaceWatchlistError, NoFaceError
 from face_watchlist.faces.cache import ModelCache
@@ -205,6 +206,30 @@ def cmd_bench_speed(args: argparse.Namespace, settings: Settings) -> int:
     return _print_report(run_speed(_pipeline(settings), args), args.json)
 
 
+def cmd_bench_identify(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.identify import run_identify
+
+    return _print_report(run_identify(_pipeline(settings), args, settings), args.json)
+
+
+def cmd_bench_lfw_split(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.identify import make_lfw_split
+
+    counts = make_lfw_split(args.images, args.out, args.enrolled, args.strangers, args.seed)
+    print(
+        f"{args.out}/gallery: {counts['enrolled']} people; {args.out}/probes: their second photo "
+        f"and {counts['strangers']} strangers"
+    )
+    return 0
+
+
+def cmd_bench_scale(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.scale import run_scale
+
+    args.threads = settings.pipeline.threads
+    return _print_report(run_scale(args), args.json)
+
+
 def _print_report(report: dict[str, Any], json_out: Path | None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
@@ -217,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-watchlist", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
+        "--data",
         "--data-dir",
+        dest="data_dir",
         help="data directory (default $FACE_WATCHLIST_DATA_DIR or ~/.local/share/face-watchlist)",
     )
     parser.add_argument("--model-dir", help="model cache (default <data-dir>/models)")
@@ -241,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", cmd_embed, "embeddings of the faces in an image")
     p.add_argument("image", type=Path)
     p.add_argument("--json", action="store_true")
+
+    register_gallery(sub, add)
 
     models = add("models", lambda a, s: 0, "list, install and verify model packs")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -266,6 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path, help="write a PNG plot of the curves")
+    p = add("identify", cmd_bench_identify, "open-set 1:N identification (FNIR at FPIR)", bsub)
+    p.add_argument("--gallery", type=Path, required=True, help="<identity>/*.jpg to enrol")
+    p.add_argument("--probes", type=Path, required=True, help="<identity>/*.jpg to search")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--plot", type=Path, help="write the DET curve (PNG)")
+    p = add("lfw-split", cmd_bench_lfw_split, "build an identification split of LFW (symlinks)", bsub)
+    p.add_argument("--images", type=Path, required=True, help="LFW images directory")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--enrolled", type=int, default=600)
+    p.add_argument("--strangers", type=int, default=1200)
+    p.add_argument("--seed", type=int, default=1)
+    p = add("scale", cmd_bench_scale, "search index at registry scale (synthetic vectors)", bsub)
+    p.add_argument("--templates", type=int, required=True)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workdir", type=Path, help="keep the index here (default: a temporary folder)")
+    p.add_argument("--json", type=Path)
     p = add("speed", cmd_bench_speed, "pipeline throughput and overhead over bare inference", bsub)
     p.add_argument("--images", type=Path, required=True, help="LFW images directory")
     p.add_argument("--count", type=int, default=300)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from face_watchlist.errors import FaceWatchlistError
+from face_watchlist.faces.types import Detection
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,13 @@ def cross_validate(folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, f
         thresholds.append(threshold)
         accs.append(accuracy(scores, same, threshold))
     return float(np.mean(accs)), float(np.std(accs)), thresholds
+
+
+def central(detections: list[Detection], shape: tuple[int, ...]) -> Detection:
+    """LFW labels the face at the centre of each photo; others are bystanders."""
+    cy, cx = shape[0] / 2, shape[1] / 2
+
+    def distance(d: Detection) -> float:
+        return float(np.hypot((d.box[0] + d.box[2]) / 2 - cx, (d.box[1] + d.box[3]) / 2 - cy))
+
+    return min(detections, key=distance)

@@ -20,16 +20,6 @@ from face_watchlist.faces.types import Detection
 FARS = ("0.01", "0.001")
 
 
-def _central(detections: list[Detection], shape: tuple[int, ...]) -> Detection:
-    """LFW labels the face at the centre of each photo; others are bystanders."""
-    cy, cx = shape[0] / 2, shape[1] / 2
-
-    def distance(d: Detection) -> float:
-        return float(np.hypot((d.box[0] + d.box[2]) / 2 - cx, (d.box[1] + d.box[3]) / 2 - cy))
-
-    return min(detections, key=distance)
-
-
 class _Embedder:
     """Embeds each image once. Photos where no face is found get the fallback: the landmarks
     averaged over every photo where a face was found (LFW photos are roughly centred), counted."""
@@ -57,7 +47,7 @@ class _Embedder:
             image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             detections = self.pipeline.detect(image, pad_retry=True)
             if detections:
-                chosen = _central(detections, image.shape)
+                chosen = lfw.central(detections, image.shape)
                 self._landmark_sum += chosen.landmarks
                 self._landmark_n += 1
                 face = self.pipeline.face(image, chosen)

@@ -6,6 +6,7 @@ packs that share a file (SFace) share one copy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +52,30 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How a pack's different-person scores are spread (fitted on LFW View 1 DevTrain impostor
+    pairs). Turns a raw cosine into the estimated chance that a stranger scores this high
+    against one template, which means the same thing whatever the pack."""
+
+    impostor_mean: float
+    impostor_std: float
+
+    FLOOR = 1e-6  # a normal tail says less and less below this; a few thousand pairs can't tell
+
+    def false_match_rate(self, score: float) -> float:
+        z = (score - self.impostor_mean) / self.impostor_std
+        return max(self.FLOOR, 0.5 * math.erfc(z / math.sqrt(2.0)))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A pack's defaults for lists that do not set their own."""
+
+    threshold: float
+    margin: float
+
+
+@dataclass(frozen=True)
 class PackSpec:
     name: str
     description: str
@@ -63,6 +88,8 @@ class PackSpec:
     # Input scaling the recogniser expects (pixels are RGB 0..255 before it).
     input_mean: float
     input_std: float
+    thresholds: Thresholds  # defaults for lists that set none (tuned with `bench identify`)
+    calibration: Calibration
 
     @property
     def files(self) -> tuple[ModelFile, ...]:
@@ -122,6 +149,14 @@ _BUFFALO_S = _buffalo(
     "w600k_mbf.onnx",
 )
 
+# SFace: measured here (`bench verify` on LFW DevTrain impostor pairs; `bench identify`).
+_SFACE_CALIBRATION = Calibration(impostor_mean=0.090, impostor_std=0.090)
+_SFACE_THRESHOLDS = Thresholds(threshold=0.45, margin=0.05)
+# ArcFace (WebFace600K): not measurable offline; the published cosine of different people is
+# centred near 0 with a spread of about 0.07, and 0.4 is insightface's usual verification cut.
+_ARCFACE_CALIBRATION = Calibration(impostor_mean=0.0, impostor_std=0.07)
+_ARCFACE_THRESHOLDS = Thresholds(threshold=0.40, margin=0.05)
+
 PACKS: dict[str, PackSpec] = {
     spec.name: spec
     for spec in (
@@ -136,6 +171,8 @@ PACKS: dict[str, PackSpec] = {
             embedding_size=128,
             input_mean=0.0,
             input_std=1.0,
+            thresholds=_SFACE_THRESHOLDS,
+            calibration=_SFACE_CALIBRATION,
         ),
         PackSpec(
             name="scrfd-sface",
@@ -148,6 +185,8 @@ PACKS: dict[str, PackSpec] = {
             embedding_size=128,
             input_mean=0.0,
             input_std=1.0,
+            thresholds=_SFACE_THRESHOLDS,
+            calibration=_SFACE_CALIBRATION,
         ),
         PackSpec(
             name="buffalo_l",
@@ -160,6 +199,8 @@ PACKS: dict[str, PackSpec] = {
             embedding_size=512,
             input_mean=127.5,
             input_std=127.5,
+            thresholds=_ARCFACE_THRESHOLDS,
+            calibration=_ARCFACE_CALIBRATION,
         ),
         PackSpec(
             name="buffalo_s",
@@ -172,6 +213,8 @@ PACKS: dict[str, PackSpec] = {
             embedding_size=512,
             input_mean=127.5,
             input_std=127.5,
+            thresholds=_ARCFACE_THRESHOLDS,
+            calibration=_ARCFACE_CALIBRATION,
         ),
     )
 }
