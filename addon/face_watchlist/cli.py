@@ -215,7 +215,7 @@ def cmd_bench_identify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench_lfw_split(args: argparse.Namespace, settings: Settings) -> int:
     from face_watchlist.bench.identify import make_lfw_split
 
-    counts = make_lfw_split(args.images, args.out, args.enrolled, args.strangers, args.seed)
+    counts = make_lfw_split(args.images, args.out, args.enrolled, args.strangers, args.seed, args.per_person)
     print(
         f"{args.out}/gallery: {counts['enrolled']} people; {args.out}/probes: their second photo "
         f"and {counts['strangers']} strangers"
@@ -305,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--enrolled", type=int, default=600)
     p.add_argument("--strangers", type=int, default=1200)
+    p.add_argument("--per-person", type=int, default=1, help="photos enrolled per person")
     p.add_argument("--seed", type=int, default=1)
     p = add("scale", cmd_bench_scale, "search index at registry scale (synthetic vectors)", bsub)
     p.add_argument("--templates", type=int, required=True)

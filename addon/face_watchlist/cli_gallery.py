@@ -53,7 +53,9 @@ def cmd_lists(args: argparse.Namespace, settings: Settings) -> int:
             store.create_list(args.name, args.kind, args.threshold, args.margin, args.policy)
         elif action == "set":
             changes = {
-                k: getattr(args, k) for k in ("kind", "threshold", "margin", "policy") if getattr(args, k)
+                k: getattr(args, k)
+                for k in ("kind", "threshold", "margin", "policy")
+                if getattr(args, k) is not None
             }
             if args.rename:
                 changes["name"] = args.rename
@@ -140,7 +142,8 @@ def _report(summary: enroll.Summary, errors: list[str], as_json: bool) -> int:
     report: dict[str, Any] = {
         **summary.counts(),
         "skipped_by_reason": summary.skip_reasons(),
-        "skipped": [
+        "skipped": summary.counts()["skipped"] + len(errors),
+        "skipped_items": [
             {"source": o.source, "person": o.person, "reason": o.reason}
             for o in summary.outcomes
             if o.status == "skipped"
@@ -160,7 +163,7 @@ def _report(summary: enroll.Summary, errors: list[str], as_json: bool) -> int:
         print(f"  skipped ({reason}): {n}")
     for line in errors:
         print(f"  bad row: {line}")
-    for item in report["skipped"]:
+    for item in report["skipped_items"]:
         print(f"  {item['source']}: {item['reason']}")
     for name in summary.removed_people:
         print(f"  removed: {name}")
@@ -197,8 +200,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         watch_list = gallery.store.ensure_list(args.list)
         enroller = enroll.Enroller(gallery, pipeline, settings.gate, "import")
         summary = enroller.run(jobs, watch_list, progress=_progress(len(jobs)))
-        if args.replace:
-            enroll.remove_absent(gallery, watch_list, jobs, summary)
+        if args.replace and not enroll.remove_absent(gallery, watch_list, jobs, summary, bad_rows=errors):
+            print(
+                f"--replace not applied: {len(errors)} malformed row(s); nobody was removed", file=sys.stderr
+            )
     return _report(summary, errors, args.json)
 
 
@@ -277,7 +282,7 @@ def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
                 failed.append(f"{photo['path']}: {problem}")
                 continue
             q = face.quality
-            template_id = gallery.store.add_template(
+            template_id, replaced = gallery.store.add_template(
                 photo["person_id"],
                 photo["id"],
                 pipeline.spec.name,
@@ -285,6 +290,7 @@ def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
                 (q.face_px, q.sharpness, q.frontalness, q.det_score),
                 "reembed",
             )
+            gallery.removed(replaced)
             gallery.added(template_id, face.embedding)
             done += 1
         gallery.save_index()

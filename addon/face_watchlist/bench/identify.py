@@ -209,20 +209,23 @@ def _plot(det: list[tuple[float, float]], path: Path, pack: str) -> None:
     plt.close(fig)
 
 
-def make_lfw_split(images: Path, out: Path, enrolled: int, strangers: int, seed: int) -> dict[str, int]:
-    """Symlink an identification split of LFW under `out/gallery` and `out/probes`."""
+def make_lfw_split(
+    images: Path, out: Path, enrolled: int, strangers: int, seed: int, per_person: int = 1
+) -> dict[str, int]:
+    """Symlink an identification split of LFW under `out/gallery` and `out/probes`: people with
+    more than `per_person` photos have their first `per_person` enrolled and the next probed;
+    people with a single photo are the strangers."""
     people = sorted(p for p in images.iterdir() if p.is_dir())
-    several = [p for p in people if len(list(p.glob("*.jpg"))) >= 2]
+    several = [p for p in people if len(list(p.glob("*.jpg"))) > per_person]
     single = [p for p in people if len(list(p.glob("*.jpg"))) == 1]
     rng = random.Random(seed)
-    chosen, others = (
-        rng.sample(several, min(enrolled, len(several))),
-        rng.sample(single, min(strangers, len(single))),
-    )
+    chosen = rng.sample(several, min(enrolled, len(several)))
+    others = rng.sample(single, min(strangers, len(single)))
     for person in chosen:
-        first, second = sorted(person.glob("*.jpg"))[:2]
-        _link(first, out / "gallery" / person.name / first.name)
-        _link(second, out / "probes" / person.name / second.name)
+        photos = sorted(person.glob("*.jpg"))
+        for photo in photos[:per_person]:
+            _link(photo, out / "gallery" / person.name / photo.name)
+        _link(photos[per_person], out / "probes" / person.name / photos[per_person].name)
     for person in others:
         photo = next(iter(sorted(person.glob("*.jpg"))))
         _link(photo, out / "probes" / person.name / photo.name)

@@ -7,7 +7,6 @@ people on a large registry is not a match), and no reviewer rejection of that sa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -66,9 +65,9 @@ def person_scores(neighbours: Sequence[tuple[int, float]], owners: Mapping[int, 
 def fuse(attempts: Sequence[Sequence[PersonScore]]) -> list[PersonScore]:
     """Fuse the per-person scores of several probe faces of one tracked person.
 
-    A person's fused score is the mean of their best half of the attempts (a person missing from
-    an attempt counts as that attempt's lowest score, or 0): one lucky frame does not make a
-    match, one blurred frame does not break one.
+    A person's fused score is the mean over the attempts, leaving out the single worst one when
+    there are three or more; a person missing from an attempt's nearest templates scores 0 there.
+    One lucky frame does not make a match; one blurred frame among several does not break one.
     """
     attempts = [a for a in attempts if a]
     if len(attempts) <= 1:
@@ -79,12 +78,12 @@ def fuse(attempts: Sequence[Sequence[PersonScore]]) -> list[PersonScore]:
         scores, best, hits = [], None, 0
         for attempt in attempts:
             mine = next((s for s in attempt if s.person_id == person), None)
-            scores.append(mine.score if mine else max(0.0, attempt[-1].score))
+            scores.append(mine.score if mine else 0.0)
             if mine:
                 hits += mine.templates_hit
                 best = mine if best is None or mine.score > best.score else best
         assert best is not None
-        top = sorted(scores, reverse=True)[: math.ceil(len(scores) / 2)]
+        top = sorted(scores, reverse=True)[: len(scores) - 1 if len(scores) >= 3 else len(scores)]
         fused.append(PersonScore(person, float(np.mean(top)), best.template_id, hits))
     return sorted(fused, key=lambda p: (-p.score, p.person_id))
 
@@ -110,6 +109,7 @@ def decide(
         reason: Reason = "rejected" if suppressed else "no_candidates"
         return Decision("nobody", reason, None, None, 0.0, 0.0, None, 1.0, None, attempts, suppressed)
     best = candidates[0]
+    outranked = bool(suppressed) and ranked[0].person_id in suppressed
     runner_up = candidates[1] if len(candidates) > 1 else None
     margin = best.score - (runner_up.score if runner_up else 0.0)
     fmr = calibration.false_match_rate(best.score)
@@ -137,6 +137,8 @@ def decide(
             attempts,
             suppressed,
         )
+    if outranked and reason == "below_threshold":
+        reason = "rejected"  # the closest person was a false alarm a reviewer already rejected
     return Decision(
         "nobody",
         reason,

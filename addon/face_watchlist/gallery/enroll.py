@@ -121,7 +121,9 @@ class Enroller:
         known = self.store.photo_by_hash(sha256)
         if known is not None:
             owner = self.store.get_person(known[1])
-            if owner.display_name == job.display_name and (job.external_id in (None, owner.external_id)):
+            same_id = job.external_id is not None and job.external_id == owner.external_id
+            if same_id or (job.external_id is None and owner.display_name == job.display_name):
+                self.person_for(job)  # picks up a rename from the registry
                 self.store.add_membership(owner.id, watch_list.id)
                 return Outcome(job.source, job.display_name, "already enrolled")
             return skipped(f"duplicate (the same photo is enrolled for {owner.display_name})")
@@ -327,9 +329,16 @@ def registry_jobs(csv_path: Path, photos: Path) -> tuple[list[PhotoJob], list[st
     return jobs, errors
 
 
-def remove_absent(gallery: Gallery, watch_list: WatchList, jobs: list[PhotoJob], summary: Summary) -> None:
+def remove_absent(
+    gallery: Gallery, watch_list: WatchList, jobs: list[PhotoJob], summary: Summary, *, bad_rows: list[str]
+) -> bool:
     """`--replace`: take people who are no longer in the source (registry ids, or folder names
-    for a folder import) off the list; people left on no list are deleted."""
+    for a folder import) off the list; people left on no list are deleted.
+
+    Does nothing when the source had malformed rows (their people may be the ones that look
+    absent): returns whether it applied."""
+    if bad_rows:
+        return False
     ids = {j.external_id for j in jobs if j.external_id is not None}
     names = {j.display_name for j in jobs if j.external_id is None}
     for person in gallery.store.people(watch_list.name):
@@ -340,6 +349,7 @@ def remove_absent(gallery: Gallery, watch_list: WatchList, jobs: list[PhotoJob],
             gallery.removed(gallery.store.remove_membership(person.id, watch_list.id))
             summary.removed_people.append(f"{person.display_name} ({person.external_id})")
     gallery.save_index()
+    return True
 
 
 def refind_face(pipeline: FacePipeline, photo: Path, face_box: str) -> tuple[Face | None, str]:

@@ -317,7 +317,10 @@ class TemplateIndex:
                 f"index file does not match its sidecar (size {actual_size}, expected {meta.size}; "
                 f"crc32 {actual_crc:08x}, expected {meta.crc32:08x}): truncated, altered or half-written"
             )
-        _check_header(path, self.dim, self.m, meta.elements)
+        try:
+            _check_header(path, self.dim, self.m, meta.elements)
+        except OSError as e:
+            raise IndexCorruptError(f"unreadable index file: {e}") from None
         # A fresh, uninitialised Index: if hnswlib's load throws half-way, there is nothing for it
         # to free twice. max_elements = the entry count, so no spare capacity is allocated.
         raw = hnswlib.Index(space="ip", dim=self.dim)

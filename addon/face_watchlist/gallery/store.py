@@ -9,7 +9,9 @@ re-embedding when the model pack changes.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,6 +150,9 @@ class Store:
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise StoreError(f"{self.path}: cannot open the gallery database ({err})") from None
+        except StoreError:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -219,7 +224,7 @@ class Store:
     def lists(self) -> list[WatchList]:
         return [_list(r) for r in self.db.execute("SELECT * FROM lists ORDER BY name")]
 
-    def update_list(self, name: str, **changes: object) -> WatchList:
+    def update_list(self, name: str, /, **changes: object) -> WatchList:
         allowed = {"name", "kind", "threshold", "margin", "policy"}
         unknown = set(changes) - allowed
         if unknown:
@@ -257,11 +262,14 @@ class Store:
     # people ------------------------------------------------------------------------------
 
     def add_person(self, display_name: str, external_id: str | None = None, notes: str = "") -> Person:
-        with self.transaction():
-            cursor = self.db.execute(
-                "INSERT INTO people (display_name, external_id, notes, created_at) VALUES (?,?,?,?)",
-                (display_name, external_id, notes, now()),
-            )
+        try:
+            with self.transaction():
+                cursor = self.db.execute(
+                    "INSERT INTO people (display_name, external_id, notes, created_at) VALUES (?,?,?,?)",
+                    (display_name, external_id, notes, now()),
+                )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a person with external id {external_id!r} already exists") from None
         return self.get_person(int(cursor.lastrowid or 0))
 
     def get_person(self, person_id: int) -> Person:
@@ -404,9 +412,11 @@ class Store:
                 )
                 self._add_membership(person_id, list_id)
                 temporary.replace(target)
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError as err:
             temporary.unlink(missing_ok=True)
-            raise StoreError("this photo is already enrolled") from None
+            if "photos.sha256" in str(err):
+                raise StoreError("this photo is already enrolled") from None
+            raise StoreError(f"cannot enrol: the person or list is gone ({err})") from None
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -420,11 +430,16 @@ class Store:
         embedding: np.ndarray,
         quality: tuple[float, float, float, float],
         method: str,
-    ) -> int:
-        """A template for an already kept photo (re-embedding with another pack)."""
+    ) -> tuple[int, list[int]]:
+        """A template for an already kept photo (re-embedding with another pack).
+
+        Returns the new template id and the ids of the templates it replaced (for the index)."""
         with self.transaction():
+            old = [r[0] for r in self.db.execute(
+                "SELECT id FROM templates WHERE photo_id = ? AND pack = ?", (photo_id, pack)
+            )]  # fmt: skip
             self.db.execute("DELETE FROM templates WHERE photo_id = ? AND pack = ?", (photo_id, pack))
-            return self._insert_template(person_id, photo_id, pack, embedding, quality, method)
+            return self._insert_template(person_id, photo_id, pack, embedding, quality, method), old
 
     def _insert_template(
         self,
@@ -507,16 +522,23 @@ class Store:
             (pack,),
         )
 
-    def sweep_photos(self) -> int:
-        """Delete photo files no row refers to (left by a crash mid-enrolment). Returns how many."""
+    def sweep_photos(self, grace_s: float = 3600.0) -> int:
+        """Delete photo files no row refers to, left by a crash mid-enrolment. Returns how many.
+
+        Files younger than `grace_s` are spared: they may belong to an enrolment in flight in
+        another process (written, or renamed in but not yet committed)."""
         if not self.photos_dir.exists():
             return 0
-        known = {r[0] for r in self.db.execute("SELECT path FROM photos")}
         removed = 0
+        cutoff = time.time() - grace_s
+        known = {r[0] for r in self.db.execute("SELECT path FROM photos")}
         for path in self.photos_dir.rglob("*"):
-            if path.is_file() and path.relative_to(self.photos_dir).as_posix() not in known:
-                path.unlink()
-                removed += 1
+            if not path.is_file() or path.relative_to(self.photos_dir).as_posix() in known:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
         return removed
 
     # rejections --------------------------------------------------------------------------
