@@ -15,6 +15,7 @@ from tqdm import tqdm
 from face_watchlist.config import Settings
 from face_watchlist.errors import FaceWatchlistError, NoFaceError
 from face_watchlist.faces.images import load_image
+from face_watchlist.faces.packs import Calibration
 from face_watchlist.faces.pipeline import FacePipeline, get_pack
 from face_watchlist.gallery import enroll
 from face_watchlist.gallery.decide import Decision
@@ -259,12 +260,16 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
             else f"nobody ({r['reason'].replace('_', ' ')}; closest {r['closest']})"
         )
         print(
-            f"face {r['face']}: {verdict}  score {r['score']:.3f} (FMR~{r['false_match_rate']:.1e})"
+            f"face {r['face']}: {verdict}  score {r['score']:.3f} ({_fmr(r['false_match_rate'])})"
             f"  margin {r['margin']:.3f}"
         )
         if r["quality_issues"]:
             print(f"  quality: {'; '.join(r['quality_issues'])}")
     return 0
+
+
+def _fmr(rate: float) -> str:
+    return "FMR<1e-6" if rate <= Calibration.FLOOR else f"FMR~{rate:.1e}"
 
 
 def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:

@@ -159,6 +159,24 @@ _SFACE_THRESHOLDS = Thresholds(threshold=0.52, margin=0.05)
 _ARCFACE_CALIBRATION = Calibration(impostor_mean=0.0, impostor_std=0.07)
 _ARCFACE_THRESHOLDS = Thresholds(threshold=0.40, margin=0.05)
 
+
+def _buffalo_pack(name: str, what: str, files: tuple[ModelFile, ModelFile]) -> PackSpec:
+    return PackSpec(
+        name=name,
+        description=f"insightface {name}: {what}",
+        licence=_INSIGHTFACE_LICENCE,
+        commercial_use=False,
+        detector_kind="scrfd",
+        detector=files[0],
+        recogniser=files[1],
+        embedding_size=512,
+        input_mean=127.5,
+        input_std=127.5,
+        thresholds=_ARCFACE_THRESHOLDS,
+        calibration=_ARCFACE_CALIBRATION,
+    )
+
+
 PACKS: dict[str, PackSpec] = {
     spec.name: spec
     for spec in (
@@ -190,34 +208,8 @@ PACKS: dict[str, PackSpec] = {
             thresholds=_SFACE_THRESHOLDS,
             calibration=_SFACE_CALIBRATION,
         ),
-        PackSpec(
-            name="buffalo_l",
-            description="insightface buffalo_l: SCRFD-10G + ArcFace R50 (WebFace600K); most accurate",
-            licence=_INSIGHTFACE_LICENCE,
-            commercial_use=False,
-            detector_kind="scrfd",
-            detector=_BUFFALO_L[0],
-            recogniser=_BUFFALO_L[1],
-            embedding_size=512,
-            input_mean=127.5,
-            input_std=127.5,
-            thresholds=_ARCFACE_THRESHOLDS,
-            calibration=_ARCFACE_CALIBRATION,
-        ),
-        PackSpec(
-            name="buffalo_s",
-            description="insightface buffalo_s: SCRFD-500M + MobileFaceNet (WebFace600K); small",
-            licence=_INSIGHTFACE_LICENCE,
-            commercial_use=False,
-            detector_kind="scrfd",
-            detector=_BUFFALO_S[0],
-            recogniser=_BUFFALO_S[1],
-            embedding_size=512,
-            input_mean=127.5,
-            input_std=127.5,
-            thresholds=_ARCFACE_THRESHOLDS,
-            calibration=_ARCFACE_CALIBRATION,
-        ),
+        _buffalo_pack("buffalo_l", "SCRFD-10G + ArcFace R50 (WebFace600K); most accurate", _BUFFALO_L),
+        _buffalo_pack("buffalo_s", "SCRFD-500M + MobileFaceNet (WebFace600K); small", _BUFFALO_S),
     )
 }
 

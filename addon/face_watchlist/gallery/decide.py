@@ -8,7 +8,7 @@ people on a large registry is not a match), and no reviewer rejection of that sa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -115,33 +115,9 @@ def decide(
     fmr = calibration.false_match_rate(best.score)
     # Watch lists first: when a person is on several lists, the alert matters most.
     lists = sorted(memberships.get(best.person_id, ()), key=lambda w: (w.kind != "watch", w.name))
-    reason = "below_threshold"
-    for watch_list in lists:
-        threshold = defaults.threshold if watch_list.threshold is None else watch_list.threshold
-        needed_margin = defaults.margin if watch_list.margin is None else watch_list.margin
-        if best.score < threshold:
-            continue
-        if margin < needed_margin:
-            reason = "margin"
-            continue
-        return Decision(
-            "match",
-            "matched",
-            best.person_id,
-            watch_list,
-            best.score,
-            margin,
-            runner_up,
-            fmr,
-            best.template_id,
-            attempts,
-            suppressed,
-        )
-    if outranked and reason == "below_threshold":
-        reason = "rejected"  # the closest person was a false alarm a reviewer already rejected
-    return Decision(
+    nobody = Decision(
         "nobody",
-        reason,
+        "below_threshold",
         best.person_id,
         None,
         best.score,
@@ -152,3 +128,16 @@ def decide(
         attempts,
         suppressed,
     )
+    for watch_list in lists:
+        threshold = defaults.threshold if watch_list.threshold is None else watch_list.threshold
+        needed_margin = defaults.margin if watch_list.margin is None else watch_list.margin
+        if best.score < threshold:
+            continue
+        if margin < needed_margin:
+            nobody = replace(nobody, reason="margin")
+            continue
+        return replace(nobody, outcome="match", reason="matched", list=watch_list)
+    if outranked and nobody.reason == "below_threshold":
+        # the closest person was a false alarm a reviewer already rejected
+        return replace(nobody, reason="rejected")
+    return nobody
