@@ -313,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", type=Path, help="keep the index here (default: a temporary folder)")
+    p.add_argument("--m", type=int, help="hnswlib M (default: the index's)")
+    p.add_argument("--ef-construction", type=int, help="hnswlib ef_construction")
+    p.add_argument("--ef-search", type=int, help="hnswlib ef at search time")
+    p.add_argument(
+        "--sweep", type=lambda v: [int(x) for x in v.split(",")], help="also measure these ef values"
+    )
     p.add_argument("--json", type=Path)
     p = add("speed", cmd_bench_speed, "pipeline throughput and overhead over bare inference", bsub)
     p.add_argument("--images", type=Path, required=True, help="LFW images directory")
