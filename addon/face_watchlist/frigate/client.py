@@ -115,9 +115,7 @@ class FrigateClient:
                         raise FrigateError(
                             f"Frigate refused {method} {path}: HTTP {response.status} {detail}"
                         )
-                    body = await response.content.read(MAX_IMAGE_BYTES + 1)
-                    if len(body) > MAX_IMAGE_BYTES:
-                        raise FrigateError(f"Frigate's answer to {path} is over {MAX_IMAGE_BYTES} bytes")
+                    body = await _read_capped(response, path)
                     self._set_state("ok")
                     return body
             except (aiohttp.ClientError, TimeoutError) as err:
@@ -152,6 +150,17 @@ class FrigateClient:
             raise ValueError("a sub_label score must be in (0, 1]")
         body = {"subLabel": name[:100], "subLabelScore": round(score, 4)}
         await self._request("POST", f"/api/events/{_segment(event_id)}/sub_label", json=body)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, path: str) -> bytes:
+    """The whole body, refusing one over MAX_IMAGE_BYTES without holding it all first."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_IMAGE_BYTES:
+            raise FrigateError(f"Frigate's answer to {path} is over {MAX_IMAGE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _segment(value: str) -> str:
