@@ -6,7 +6,13 @@ real photos are the point of the suite, so a machine without models must not pas
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +69,35 @@ def pytest_configure(config: pytest.Config) -> None:
     # face_watchlist.faces.align silences this at import, but pytest restores the warning filters
     # after each test, so the filter would only hold for the test that first imported it.
     config.addinivalue_line("filterwarnings", "ignore:`estimate` is deprecated:FutureWarning")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[int]:
+    """A private Mosquitto on a free port (the design's integration tests use a real broker)."""
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:  # scripts/setup installs it; a missing broker is a broken set-up
+        pytest.fail("mosquitto is not installed: run scripts/setup", pytrace=False)
+    port = _free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("mosquitto did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)

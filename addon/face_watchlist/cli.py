@@ -11,7 +11,7 @@ from typing import Any
 
 from face_watchlist import __version__
 from face_watchlist.cli_gallery import register as register_gallery
-from face_watchlist.config import Settings, load_settings
+from face_watchlist.config import Settings, load_settings, read_config
 from face_watchlist.errors import FaceWatchlistError, NoFaceError
 from face_watchlist.faces.cache import ModelCache
 from face_watchlist.faces.embedder import similarity
@@ -28,7 +28,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     for key in ("pack", "model_dir", "threads", "max_pixels"):
         if getattr(args, key, None) is not None:
             faces[key] = getattr(args, key)
-    raw: dict[str, Any] = {"faces": faces}
+    raw: dict[str, Any] = read_config(args.config) if getattr(args, "config", None) else {}
+    raw["faces"] = {**raw.get("faces", {}), **faces}
     if args.data_dir:
         raw["data_dir"] = args.data_dir
     return load_settings(raw)
@@ -206,6 +207,21 @@ def cmd_bench_speed(args: argparse.Namespace, settings: Settings) -> int:
     return _print_report(run_speed(_pipeline(settings), args), args.json)
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import logging
+
+    from face_watchlist.service import open_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service, store = open_service(settings)
+    try:
+        asyncio.run(service.run())
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_bench_identify(args: argparse.Namespace, settings: Settings) -> int:
     from face_watchlist.bench.identify import run_identify
 
@@ -270,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     register_gallery(sub, add)
+
+    p = add("run", cmd_run, "the service: Frigate's person events in, decisions out on MQTT")
+    p.add_argument("--config", type=Path, help="YAML or JSON options (the add-on's options.json too)")
 
     models = add("models", lambda a, s: 0, "list, install and verify model packs")
     msub = models.add_subparsers(dest="models_command", required=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
+import yaml
 from voluptuous.humanize import humanize_error
 
 from face_watchlist.errors import FaceWatchlistError
@@ -45,10 +47,47 @@ FACES_SCHEMA = vol.Schema(
     }
 )
 
+_PORT = vol.All(int, vol.Range(min=1, max=65535))
+_NAMES = vol.All([vol.All(str, vol.Length(min=1, max=200))], vol.Length(max=200))
+
+MQTT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("host", default="127.0.0.1"): str,
+        vol.Optional("port", default=1883): _PORT,
+        vol.Optional("username", default=None): vol.Any(None, str),
+        vol.Optional("password", default=None): vol.Any(None, str),
+        vol.Optional("client_id", default="face_watchlist"): vol.All(str, vol.Length(min=1, max=64)),
+    }
+)
+
+FRIGATE_SCHEMA = vol.Schema(
+    {
+        vol.Optional("url", default="http://127.0.0.1:5000"): vol.Url(),
+        vol.Optional("topic_prefix", default="frigate"): vol.All(str, vol.Match(r"^[^#+]+$")),
+        vol.Optional("username", default=None): vol.Any(None, str),
+        vol.Optional("password", default=None): vol.Any(None, str),
+        vol.Optional("write_sub_label", default=False): bool,
+    }
+)
+
+WATCH_SCHEMA = vol.Schema(
+    {
+        vol.Optional("cameras", default=[]): _NAMES,  # empty: every camera
+        vol.Optional("zones", default=[]): _NAMES,  # empty: anywhere
+        vol.Optional("labels", default=["person"]): _NAMES,
+        vol.Optional("attempts", default=5): vol.All(int, vol.Range(min=1, max=50)),
+        vol.Optional("snapshot_height", default=None): vol.Any(None, vol.All(int, vol.Range(min=64))),
+        vol.Optional("queue_size", default=32): vol.All(int, vol.Range(min=1, max=10_000)),
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
         vol.Optional("faces", default={}): FACES_SCHEMA,
+        vol.Optional("mqtt", default={}): MQTT_SCHEMA,
+        vol.Optional("frigate", default={}): FRIGATE_SCHEMA,
+        vol.Optional("watch", default={}): WATCH_SCHEMA,
     }
 )
 
@@ -60,6 +99,9 @@ class Settings:
     pipeline: PipelineOptions
     gate: QualityGate
     max_pixels: int
+    mqtt: dict[str, Any] = field(default_factory=lambda: MQTT_SCHEMA({}))
+    frigate: dict[str, Any] = field(default_factory=lambda: FRIGATE_SCHEMA({}))
+    watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
 
 
 def load_settings(raw: dict[str, Any]) -> Settings:
@@ -78,4 +120,24 @@ def load_settings(raw: dict[str, Any]) -> Settings:
             faces["min_face_px"], faces["min_sharpness"], faces["min_frontalness"], faces["min_det_score"]
         ),
         max_pixels=faces["max_pixels"],
+        mqtt=conf["mqtt"],
+        frigate=conf["frigate"],
+        watch=conf["watch"],
     )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A YAML or JSON configuration file (the add-on's options.json is the same thing)."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise FaceWatchlistError(f"{path}: cannot read the configuration ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, ValueError) as err:
+        raise FaceWatchlistError(
+            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} ({err})"
+        ) from None
+    if not isinstance(data, dict):
+        raise FaceWatchlistError(f"{path}: the configuration must be a mapping of options")
+    return data
