@@ -222,6 +222,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_latency(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.latency import run_latency
+
+    return _print_report(run_latency(_pipeline(settings), args, settings.model_dir), args.json)
+
+
 def cmd_bench_identify(args: argparse.Namespace, settings: Settings) -> int:
     from face_watchlist.bench.identify import run_identify
 
@@ -338,6 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sweep", type=lambda v: [int(x) for x in v.split(",")], help="also measure these ef values"
     )
+    p.add_argument("--json", type=Path)
+    p = add("latency", cmd_bench_latency, "Frigate event to decision through a real broker", bsub)
+    p.add_argument(
+        "--gallery",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "tests/data/faces/face_recognition_knn/enroll",
+        help="<person>/*.jpg enrolled; each person's last photo is replayed",
+    )
+    p.add_argument("--events", type=int, default=30)
+    p.add_argument("--rate", type=float, default=1.0, help="events per second in the steady phase")
+    p.add_argument("--burst", type=int, default=60, help="events published at once to measure saturation")
     p.add_argument("--json", type=Path)
     p = add("speed", cmd_bench_speed, "pipeline throughput and overhead over bare inference", bsub)
     p.add_argument("--images", type=Path, required=True, help="LFW images directory")

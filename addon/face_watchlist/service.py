@@ -38,6 +38,7 @@ from face_watchlist.outputs.messages import (
 )
 
 LOG = logging.getLogger(__name__)
+WORKERS = 2
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Service:
         self.frigate_up: bool | None = None
         self._client: aiomqtt.Client | None = None
         self._frigate: FrigateClient | None = None
+        self._models = asyncio.Lock()
 
     # intake --------------------------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class Service:
         timing["fetch_ms"] = round((time.perf_counter() - start) * 1000, 1)
         start = time.perf_counter()
         try:
-            embeddings = await asyncio.to_thread(self._embed, data)
+            async with self._models:  # the detector is not thread-safe: one inference at a time
+                embeddings = await asyncio.to_thread(self._embed, data)
         except ImageError as err:
             self.counters["bad_images"] += 1
             LOG.warning("unusable snapshot for %s: %s", event.id, err)
@@ -246,7 +249,8 @@ class Service:
         mqtt, frigate = self.settings.mqtt, self.settings.frigate
         async with aiohttp.ClientSession() as http:
             self._frigate = FrigateClient(http, frigate["url"], frigate["username"], frigate["password"])
-            worker = asyncio.create_task(self.worker())
+            # two workers: one fetches from Frigate while the other runs the models
+            workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
             try:
                 backoff = 1.0
@@ -267,10 +271,11 @@ class Service:
                             await asyncio.wait_for(stop.wait(), backoff)
                         backoff = min(backoff * 2, 30.0)
             finally:
-                worker.cancel()
                 stopper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                for worker in workers:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
 
     async def _session(self, mqtt: dict[str, Any], stopper: asyncio.Task[Any]) -> None:
         will = aiomqtt.Will(available_topic(), b"offline", qos=1, retain=True)
