@@ -50,6 +50,9 @@ class _Sighting:
     attempts: int = 0
     faces: int = 0
     published_match: bool = False
+    # one job at a time per object, in arrival order (asyncio.Lock is FIFO): an `end` must not
+    # overtake the attempt before it
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,16 @@ class Service:
                 self.queue.task_done()
 
     async def _handle(self, job: _Job) -> None:
-        event, step = job.event, job.step
+        event = job.event
         sighting = self.sightings.setdefault(event.id, _Sighting(event.camera))
         self.sightings.move_to_end(event.id)
         while len(self.sightings) > self.tracker.max_objects:
             self.sightings.popitem(last=False)
+        async with sighting.lock:
+            await self._handle_in_order(job, sighting)
+
+    async def _handle_in_order(self, job: _Job, sighting: _Sighting) -> None:
+        event, step = job.event, job.step
         timing: dict[str, float] = {}
         if step.action == "attempt":
             await self._attempt(event, sighting, timing)
