@@ -207,6 +207,14 @@ def cmd_bench_speed(args: argparse.Namespace, settings: Settings) -> int:
     return _print_report(run_speed(_pipeline(settings), args), args.json)
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from face_watchlist.demo import run_demo
+
+    return asyncio.run(run_demo(settings.model_dir, once=args.once))
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import logging
@@ -293,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_gallery(sub, add)
 
+    p = add("demo", cmd_demo, "the whole flow: a broker, a simulated Frigate and three people")
+    p.add_argument("--once", action="store_true", help="replay once and exit (default: until Ctrl-C)")
     p = add("run", cmd_run, "the service: Frigate's person events in, decisions out on MQTT")
     p.add_argument("--config", type=Path, help="YAML or JSON options (the add-on's options.json too)")
 

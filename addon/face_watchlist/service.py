@@ -39,6 +39,7 @@ from face_watchlist.outputs.messages import (
 
 LOG = logging.getLogger(__name__)
 WORKERS = 2
+PUBLISH_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -70,7 +71,9 @@ class Service:
             Filters(frozenset(watch["cameras"]), frozenset(watch["zones"]), frozenset(watch["labels"])),
             budget=watch["attempts"],
         )
-        self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=watch["queue_size"])
+        # bounded in on_message: attempts beyond queue_size are dropped, an object's last word never
+        # is (one per tracked object, so the queue stays under queue_size + tracker.max_objects)
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.sightings: OrderedDict[str, _Sighting] = OrderedDict()
         self.counters: Counter[str] = Counter()
         self.frigate_up: bool | None = None
@@ -96,15 +99,17 @@ class Service:
         if step.action == "skip" and not step.final:
             self.counters[f"skipped: {step.reason}"] += 1
             return
-        try:
-            self.queue.put_nowait(_Job(event, step, time.monotonic()))
-        except asyncio.QueueFull:
+        if self.queue.qsize() >= self.settings.watch["queue_size"]:
             self.counters["dropped_queue_full"] += 1
-            LOG.warning(
-                "queue full: dropped an attempt for %s (%d dropped so far)",
-                event.id,
-                self.counters["dropped_queue_full"],
-            )
+            if not step.final:
+                LOG.warning(
+                    "queue full: dropped an attempt for %s (%d dropped so far)",
+                    event.id,
+                    self.counters["dropped_queue_full"],
+                )
+                return
+            step = Step("skip", "ended, queue full", final=True)  # give up only the last look
+        self.queue.put_nowait(_Job(event, step, time.monotonic()))
 
     # work ------------------------------------------------------------------------------------
 
@@ -244,8 +249,11 @@ class Service:
             return
         payload = message.payload()
         try:
-            await self._client.publish(events_topic(), payload, qos=1)
-            await self._client.publish(camera_topic(message.camera), payload, qos=1, retain=True)
+            # a broker that just died must not hold a worker for aiomqtt's default 10 s
+            await self._client.publish(events_topic(), payload, qos=1, timeout=PUBLISH_TIMEOUT_S)
+            await self._client.publish(
+                camera_topic(message.camera), payload, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+            )
         except aiomqtt.MqttError as err:
             self.counters["publish_errors"] += 1
             LOG.warning("could not publish the decision for %s: %s", message.event_id, err)

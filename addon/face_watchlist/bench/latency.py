@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +22,7 @@ import aiomqtt
 import numpy as np
 
 from face_watchlist.config import load_settings
+from face_watchlist.demo import mosquitto
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.images import decode_image
 from face_watchlist.faces.pipeline import FacePipeline
@@ -44,36 +40,6 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def mosquitto(workdir: Path) -> AsyncIterator[int]:
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if binary is None:
-        raise FaceWatchlistError("mosquitto is not installed (scripts/setup installs it)")
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            await asyncio.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(5)
 
 
 def _percentile(values: list[float], q: float) -> float:
