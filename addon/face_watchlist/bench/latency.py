@@ -90,6 +90,7 @@ async def _measure(
     task = asyncio.create_task(service.run(stop))
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
+    timings: dict[str, dict[str, float]] = {}
     rss_start = _rss_mb()
     async with (
         aiomqtt.Client("127.0.0.1", port, identifier="bench-frigate") as frigate,
@@ -101,7 +102,9 @@ async def _measure(
         async def collect() -> None:
             async for message in watcher.messages:
                 if isinstance(message.payload, bytes):
-                    arrived.setdefault(json.loads(message.payload)["event_id"], time.perf_counter())
+                    decision = json.loads(message.payload)
+                    arrived.setdefault(decision["event_id"], time.perf_counter())
+                    timings.setdefault(decision["event_id"], decision["timing_ms"])
 
         collector = asyncio.create_task(collect())
 
@@ -160,6 +163,14 @@ async def _measure(
         "decided": len(latencies),
         "latency_ms": {"p50": p50, "p95": _percentile(latencies, 95), "p99": _percentile(latencies, 99)},
         "bare_pipeline_ms_p50": round(bare_ms, 1),
+        # inside the service: fetching the snapshot from the (in-process) simulator, then
+        # decode + models + search
+        "service_fetch_ms_p50": _percentile(
+            [timings[i].get("fetch_ms", 0.0) for i in steady if i in timings], 50
+        ),
+        "service_match_ms_p50": _percentile(
+            [timings[i].get("match_ms", 0.0) for i in steady if i in timings], 50
+        ),
         "overhead_ms_p50": round(p50 - bare_ms, 1),
         "burst": len(burst),
         "burst_decided": done_burst,
