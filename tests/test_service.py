@@ -14,14 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from face_watchlist.config import load_settings
-from face_watchlist.faces.packs import PACKS
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.frigate.simulator import FrigateSimulator, available_message, publish_lifecycle
-from face_watchlist.gallery import enroll
-from face_watchlist.gallery.gallery import Gallery
 from face_watchlist.gallery.store import Store
 from face_watchlist.service import Service
+from service_rig import rig
 
 DATA = Path(__file__).parent / "data" / "faces"
 PROBES = DATA / "face_recognition_knn" / "probe"
@@ -37,37 +34,15 @@ def grey_photo() -> bytes:
 async def running(
     tmp_path: Path, broker: int, pipeline: FacePipeline, model_dir: Path
 ) -> AsyncIterator[tuple[Service, FrigateSimulator, aiomqtt.Client, aiomqtt.Client]]:
-    store = Store(tmp_path / "data")
-    gallery = Gallery(store, PACKS["opencv-zoo"])
-    watch_list = store.create_list("visitors")
-    enroll.Enroller(gallery, pipeline, load_settings({}).gate, "enrol").run(
-        enroll.folder_jobs(DATA / "face_recognition_knn" / "enroll"), watch_list
-    )
-    sim = FrigateSimulator(auth=True)
-    await sim.start()
-    settings = load_settings(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "faces": {"model_dir": str(model_dir)},
-            "mqtt": {"port": broker, "client_id": "fw-test"},
-            "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
-        }
-    )
-    service = Service(settings, pipeline, gallery)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
     async with (
+        rig(tmp_path, broker, pipeline, model_dir) as running,
         aiomqtt.Client("127.0.0.1", broker, identifier="frigate") as frigate,
         aiomqtt.Client("127.0.0.1", broker, identifier="watcher") as watcher,
     ):
         await watcher.subscribe("face_watchlist/#", qos=1)
         await asyncio.sleep(0.5)  # the service subscribes
         await frigate.publish(*available_message("online"), qos=1)
-        yield service, sim, frigate, watcher
-        stop.set()
-        await asyncio.wait_for(task, 10)
-    await sim.stop()
-    store.close()
+        yield running.service, running.sim, frigate, watcher
 
 
 async def decisions(watcher: aiomqtt.Client, count: int, timeout: float = 20) -> list[dict[str, Any]]:

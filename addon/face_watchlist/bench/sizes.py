@@ -19,19 +19,11 @@ from face_watchlist.bench.lfw import image_path
 from face_watchlist.faces.images import decode_image, load_image
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.faces.quality import QualityGate
-from face_watchlist.faces.types import Face
+from face_watchlist.faces.types import Face, iou
 
 SIZES = (16, 24, 32, 48, 64, 96, 128)
 FRAME_W, FRAME_H = 1280, 720
 PAD = 40
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
@@ -98,11 +90,11 @@ def run_sizes(pipeline: FacePipeline, args: argparse.Namespace) -> dict[str, Any
             _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 70])
             frame = decode_image(jpeg.tobytes())
             expected = (x + box[0] * scale, y + box[1] * scale, x + box[2] * scale, y + box[3] * scale)
-            match = [d for d in pipeline.detect(frame) if _iou(d.box, expected) >= 0.3]
+            match = [d for d in pipeline.detect(frame) if iou(d.box, expected) >= 0.3]
             if not match:
                 continue
             found += 1
-            face = pipeline.face(frame, max(match, key=lambda d: _iou(d.box, expected)))
+            face = pipeline.face(frame, max(match, key=lambda d: iou(d.box, expected)))
             assert face.embedding is not None
             passed += gate.passes(face.quality)
             same.append(float(face.embedding @ refs[index]))

@@ -24,7 +24,7 @@ from face_watchlist.errors import FaceWatchlistError, ImageError
 from face_watchlist.faces.images import decode_image, sniff_size
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.faces.quality import QualityGate
-from face_watchlist.faces.types import Face
+from face_watchlist.faces.types import Face, iou
 from face_watchlist.gallery.gallery import Gallery
 from face_watchlist.gallery.store import Person, StoreError, WatchList
 
@@ -363,16 +363,7 @@ def refind_face(pipeline: FacePipeline, photo: Path, face_box: str) -> tuple[Fac
     faces = pipeline.analyse(image, pad_retry=True)
     if not faces:
         return None, "no face found with this pack"
-    best = max(faces, key=lambda f: _overlap(f.detection.box, box))
+    best = max(faces, key=lambda f: iou(f.detection.box, box))
     return (
-        (best, "")
-        if _overlap(best.detection.box, box) > 0.3
-        else (None, "the enrolled face was not found again")
+        (best, "") if iou(best.detection.box, box) > 0.3 else (None, "the enrolled face was not found again")
     )
-
-
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
