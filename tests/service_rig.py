@@ -32,7 +32,12 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(
-    tmp_path: Path, port: int, pipeline: FacePipeline, model_dir: Path, **watch: Any
+    tmp_path: Path,
+    port: int,
+    pipeline: FacePipeline,
+    model_dir: Path,
+    web_port: int = 0,
+    **watch: Any,
 ) -> AsyncIterator[Rig]:
     store = Store(tmp_path / "data")
     gallery = Gallery(store, PACKS["opencv-zoo"])
@@ -47,6 +52,7 @@ async def rig(
             "data_dir": str(tmp_path / "data"),
             "faces": {"model_dir": str(model_dir)},
             "mqtt": {"port": port, "client_id": "fw-test"},
+            "web": {"port": web_port},
             "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
             "watch": watch,
         }

@@ -81,6 +81,15 @@ WATCH_SCHEMA = vol.Schema(
     }
 )
 
+# the add-on's ingress port; a token is needed for anything but health unless behind ingress
+WEB_SCHEMA = vol.Schema(
+    {
+        vol.Optional("host", default="127.0.0.1"): str,
+        vol.Optional("port", default=8099): vol.Any(0, _PORT),  # 0: no HTTP server
+        vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=16))),
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
@@ -88,6 +97,7 @@ SCHEMA = vol.Schema(
         vol.Optional("mqtt", default={}): MQTT_SCHEMA,
         vol.Optional("frigate", default={}): FRIGATE_SCHEMA,
         vol.Optional("watch", default={}): WATCH_SCHEMA,
+        vol.Optional("web", default={}): WEB_SCHEMA,
     }
 )
 
@@ -102,6 +112,7 @@ class Settings:
     mqtt: dict[str, Any] = field(default_factory=lambda: MQTT_SCHEMA({}))
     frigate: dict[str, Any] = field(default_factory=lambda: FRIGATE_SCHEMA({}))
     watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
+    web: dict[str, Any] = field(default_factory=lambda: WEB_SCHEMA({}))
 
 
 def load_settings(raw: dict[str, Any]) -> Settings:
@@ -123,6 +134,7 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         mqtt=conf["mqtt"],
         frigate=conf["frigate"],
         watch=conf["watch"],
+        web=conf["web"],
     )
 
 

@@ -250,6 +250,7 @@ async def run_demo(
                 "faces": {"model_dir": str(model_dir)},
                 "mqtt": {"host": "127.0.0.1", "port": port, "client_id": "face_watchlist_demo"},
                 "frigate": {"url": sim.base_url, "username": "admin", "password": SIM_PASSWORD},
+                "web": {"port": 0},
             }
         )
         out(f"broker: Mosquitto on 127.0.0.1:{port}; Frigate simulator: {sim.base_url}")

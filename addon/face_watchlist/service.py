@@ -20,7 +20,9 @@ from typing import Any
 import aiohttp
 import aiomqtt
 import numpy as np
+from aiohttp import web
 
+from face_watchlist import __version__
 from face_watchlist.config import Settings
 from face_watchlist.errors import FaceWatchlistError, ImageError
 from face_watchlist.faces.images import decode_image
@@ -36,6 +38,7 @@ from face_watchlist.outputs.messages import (
     camera_topic,
     events_topic,
 )
+from face_watchlist.web.app import make_app
 
 LOG = logging.getLogger(__name__)
 WORKERS = 2
@@ -258,6 +261,20 @@ class Service:
             self.counters["publish_errors"] += 1
             LOG.warning("could not publish the decision for %s: %s", message.event_id, err)
 
+    def status(self) -> dict[str, Any]:
+        """What health checks, the HTTP API and the status topic report."""
+        frigate = {None: "unknown", True: "up", False: "down"}[self.frigate_up]
+        return {
+            "version": __version__,
+            "pack": self.settings.pipeline.pack,
+            "mqtt": "connected" if self._client is not None else "disconnected",
+            "frigate": frigate,
+            "queue_depth": self.queue.qsize(),
+            "queue_size": self.settings.watch["queue_size"],
+            "tracked_objects": len(self.sightings),
+            "counters": dict(self.counters),
+        }
+
     # the loop ----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -268,6 +285,7 @@ class Service:
             # two workers: one fetches from Frigate while the other runs the models
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
+            web_runner = await self._start_web()
             try:
                 backoff = 1.0
                 while not stop.is_set():
@@ -287,11 +305,23 @@ class Service:
                             await asyncio.wait_for(stop.wait(), backoff)
                         backoff = min(backoff * 2, 30.0)
             finally:
+                if web_runner is not None:
+                    await web_runner.cleanup()
                 stopper.cancel()
                 for worker in workers:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+
+    async def _start_web(self) -> web.AppRunner | None:
+        options = self.settings.web
+        if not options["port"]:
+            return None
+        runner = web.AppRunner(make_app(self, options["token"]), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, options["host"], options["port"]).start()
+        LOG.info("HTTP API on http://%s:%s/api", options["host"], options["port"])
+        return runner
 
     async def _session(self, mqtt: dict[str, Any], stopper: asyncio.Task[Any]) -> None:
         will = aiomqtt.Will(available_topic(), b"offline", qos=1, retain=True)

@@ -74,6 +74,7 @@ async def _run(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path
                     "data_dir": str(work / "data"),
                     "faces": {"model_dir": str(model_dir)},
                     "mqtt": {"port": port, "client_id": "fw-bench"},
+                    "web": {"port": 0},
                     "frigate": {"url": sim.base_url},
                     "watch": {"queue_size": max(64, args.burst * 2)},
                 }

@@ -1,0 +1,1 @@
+"""The service's HTTP API and web UI (aiohttp)."""
