@@ -77,3 +77,15 @@ def attrs(hass: HomeAssistant, eid: str) -> dict[str, Any]:
     state = hass.states.get(eid)
     assert state is not None
     return dict(state.attributes)
+
+
+def device_for(hass: HomeAssistant, identifier: str) -> Any:
+    """The device with this identifier (without the lookup HA 2026 deprecates)."""
+    from homeassistant.helpers import device_registry as dr
+
+    registry = dr.async_get(hass)
+    for config_entry in hass.config_entries.async_entries(DOMAIN):
+        for device in dr.async_entries_for_config_entry(registry, config_entry.entry_id):
+            if (DOMAIN, identifier) in device.identifiers:
+                return device
+    return None

@@ -120,8 +120,13 @@ class FakeService:
         if body["list"] not in self.status["people_per_list"]:
             return error(404, "no_such_list", f"no list {body['list']}")
         person_id = max(self.people, default=99) + 1
-        person = {"id": person_id, "display_name": body["display_name"], "external_id": body.get("external_id"),
-                  "lists": [body["list"]], "photos": 0}
+        person = {
+            "id": person_id,
+            "display_name": body["display_name"],
+            "external_id": body.get("external_id"),
+            "lists": [body["list"]],
+            "photos": 0,
+        }
         self.people[person_id] = person
         return web.json_response(person, status=201)
 
@@ -140,8 +145,16 @@ class FakeService:
         form = await request.post()
         photo = form.get("photo")
         data = photo.file.read() if isinstance(photo, web.FileField) else b""
-        self.calls.append(("photo", {"person": request.match_info["id"], "bytes": data,
-                                     "type": getattr(photo, "content_type", None)}))
+        self.calls.append(
+            (
+                "photo",
+                {
+                    "person": request.match_info["id"],
+                    "bytes": data,
+                    "type": getattr(photo, "content_type", None),
+                },
+            )
+        )
         if person is None:
             return error(404, "no_such_person", "no such person")
         if not data.startswith(b"\xff\xd8") and not data.startswith(b"\x89PNG"):

@@ -31,7 +31,8 @@ async def test_setup_creates_entities_and_marks_integration(
     assert hass.states.get(entity_id(hass, "binary_sensor", "front_door_watchlist_alert")).state == "off"
     assert hass.states.get(entity_id(hass, "sensor", "front_door_last_decision")).state == "unknown"
     published = [c for c in mqtt.async_publish.call_args_list if c.args[0] == TOPIC_INTEGRATION]
-    assert published and json.loads(published[-1].args[1]) == {"version": "0.1.0"}
+    assert published
+    assert json.loads(published[-1].args[1]) == {"version": "0.1.0"}
     assert published[-1].args[2:] == (1, True)
 
 

@@ -98,9 +98,7 @@ async def _async_options_updated(hass: HomeAssistant, entry: FaceWatchlistConfig
 async def async_unload_entry(hass: HomeAssistant, entry: FaceWatchlistConfigEntry) -> bool:
     """Stop following the service; clear the retained integration marker if it was the last."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    others = [
-        e for e in hass.config_entries.async_loaded_entries(DOMAIN) if e.entry_id != entry.entry_id
-    ]
+    others = [e for e in hass.config_entries.async_loaded_entries(DOMAIN) if e.entry_id != entry.entry_id]
     if unloaded and not others:
         try:
             await mqtt.async_publish(hass, TOPIC_INTEGRATION, "", qos=1, retain=True)

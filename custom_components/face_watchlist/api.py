@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any, Final, cast
 
@@ -83,7 +82,7 @@ class FaceWatchlistClient:
                 timeout=self._timeout,
             )
             await response.read()  # whole body now, so connection errors surface here
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as err:
+        except (aiohttp.ClientError, TimeoutError) as err:
             raise CannotConnect(str(err) or type(err).__name__) from err
         if response.status in (401, 403):
             raise InvalidAuth(f"{response.status} from {path}")

@@ -22,8 +22,8 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .compat import vol
 from .api import CannotConnect, FaceWatchlistClient, FaceWatchlistError, InvalidAuth, parse_version
+from .compat import vol
 from .const import (
     CONF_ALERT_OFF_DELAY,
     CONF_TRACK_PEOPLE,
@@ -99,8 +99,12 @@ class FaceWatchlistConfigFlow(ConfigFlow, domain=DOMAIN):
             status = await _validate_into(self.hass, url, user_input[CONF_TOKEN], errors, placeholders)
             if status is not None:
                 await self.async_set_unique_id(status.instance_id)
-                self._abort_if_unique_id_configured(updates={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]})
-                return self.async_create_entry(title=NAME, data={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]})
+                self._abort_if_unique_id_configured(
+                    updates={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]}
+                )
+                return self.async_create_entry(
+                    title=NAME, data={CONF_URL: url, CONF_TOKEN: user_input[CONF_TOKEN]}
+                )
         schema = self.add_suggested_values_to_schema(
             vol.Schema({vol.Required(CONF_URL): URL_SELECTOR, vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
             user_input or {CONF_URL: "http://"},
@@ -127,7 +131,8 @@ class FaceWatchlistConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_hassio_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
             return self.async_create_entry(
-                title=NAME, data={CONF_URL: self._discovered[CONF_URL], CONF_TOKEN: self._discovered[CONF_TOKEN]}
+                title=NAME,
+                data={CONF_URL: self._discovered[CONF_URL], CONF_TOKEN: self._discovered[CONF_TOKEN]},
             )
         return self.async_show_form(
             step_id="hassio_confirm", description_placeholders={"addon": self._discovered["addon"]}
@@ -188,9 +193,13 @@ class FaceWatchlistOptionsFlow(OptionsFlow):
                 vol.Required(
                     CONF_ALERT_OFF_DELAY, default=options.get(CONF_ALERT_OFF_DELAY, DEFAULT_ALERT_OFF_DELAY)
                 ): NumberSelector(
-                    NumberSelectorConfig(min=5, max=3600, step=5, mode=NumberSelectorMode.BOX, unit_of_measurement="s")
+                    NumberSelectorConfig(
+                        min=5, max=3600, step=5, mode=NumberSelectorMode.BOX, unit_of_measurement="s"
+                    )
                 ),
-                vol.Required(CONF_TRACK_PEOPLE, default=options.get(CONF_TRACK_PEOPLE, False)): BooleanSelector(),
+                vol.Required(
+                    CONF_TRACK_PEOPLE, default=options.get(CONF_TRACK_PEOPLE, False)
+                ): BooleanSelector(),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -26,10 +26,9 @@ async def async_setup_entry(
 class FaceEvent(FaceWatchlistCameraEntity, EventEntity):
     """Fires once per live decision on the camera; retained messages never fire it."""
 
-    _attr_event_types = [EVENT_TYPE_MATCH, EVENT_TYPE_UNKNOWN, EVENT_TYPE_REVIEW_NEEDED]
-
     def __init__(self, coordinator: FaceWatchlistCoordinator, camera: str) -> None:
         super().__init__(coordinator, camera, "face")
+        self._attr_event_types = [EVENT_TYPE_MATCH, EVENT_TYPE_UNKNOWN, EVENT_TYPE_REVIEW_NEEDED]
         event = coordinator.data.events.get(camera)
         # A camera first heard of through a live event gets that event once it is added.
         self._seen_seq = event.seq - 1 if event else 0

@@ -37,7 +37,9 @@ class EvidenceImage(FaceWatchlistCameraEntity, ImageEntity):
 
     _attr_content_type = "image/jpeg"
 
-    def __init__(self, hass: HomeAssistant, coordinator: FaceWatchlistCoordinator, camera: str, kind: str) -> None:
+    def __init__(
+        self, hass: HomeAssistant, coordinator: FaceWatchlistCoordinator, camera: str, kind: str
+    ) -> None:
         FaceWatchlistCameraEntity.__init__(self, coordinator, camera, f"last_{kind}")
         ImageEntity.__init__(self, hass)
         self._kind = kind

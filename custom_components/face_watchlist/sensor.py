@@ -90,13 +90,17 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     async_add_entities(ServiceSensor(coordinator, description) for description in SERVICE_SENSORS)
     entry.async_on_unload(
-        add_camera_entities(coordinator, async_add_entities, lambda camera: [LastDecision(coordinator, camera)])
+        add_camera_entities(
+            coordinator, async_add_entities, lambda camera: [LastDecision(coordinator, camera)]
+        )
     )
     if coordinator.track_people:
         entry.async_on_unload(_add_people(coordinator, async_add_entities))
 
 
-def _add_people(coordinator: FaceWatchlistCoordinator, async_add_entities: AddEntitiesCallback) -> Callable[[], None]:
+def _add_people(
+    coordinator: FaceWatchlistCoordinator, async_add_entities: AddEntitiesCallback
+) -> Callable[[], None]:
     added: set[int] = set()
 
     @callback
@@ -136,10 +140,10 @@ class LastDecision(FaceWatchlistCameraEntity, SensorEntity):
     """The camera's last decision; who, which list, the score and the evidence as attributes."""
 
     _attr_device_class = SensorDeviceClass.ENUM
-    _attr_options = list(RESULTS)
 
     def __init__(self, coordinator: FaceWatchlistCoordinator, camera: str) -> None:
         super().__init__(coordinator, camera, "last_decision")
+        self._attr_options = list(RESULTS)
 
     @property
     def native_value(self) -> str | None:

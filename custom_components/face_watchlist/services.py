@@ -13,8 +13,8 @@ from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, Supp
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .compat import vol
 from .api import ApiError, CannotConnect, FaceWatchlistClient, FaceWatchlistError, InvalidAuth
+from .compat import vol
 from .const import DOMAIN
 
 if TYPE_CHECKING:
@@ -60,7 +60,9 @@ ENROLL_SCHEMA = vol.Schema(
         vol.Optional(ATTR_CAMERA): cv.entity_domain("camera"),
     }
 )
-CONFIRM_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_DECISION_ID): _ID, vol.Optional(ATTR_ADD_TEMPLATE): bool})
+CONFIRM_SCHEMA = vol.Schema(
+    {**_ENTRY, vol.Required(ATTR_DECISION_ID): _ID, vol.Optional(ATTR_ADD_TEMPLATE): bool}
+)
 REJECT_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_DECISION_ID): _ID})
 REMOVE_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_PERSON_ID): _ID})
 IMPORT_SCHEMA = vol.Schema(
@@ -99,7 +101,9 @@ def _translate(err: FaceWatchlistError) -> HomeAssistantError:
     """The user-facing error for a failed call to the service."""
     if isinstance(err, CannotConnect):
         return HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="cannot_connect", translation_placeholders={"error": str(err)}
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
         )
     if isinstance(err, InvalidAuth):
         return HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_auth")
@@ -108,10 +112,15 @@ def _translate(err: FaceWatchlistError) -> HomeAssistantError:
         return ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key=key,
-            translation_placeholders={"code": getattr(err, "code", ""), "message": getattr(err, "message", "")},
+            translation_placeholders={
+                "code": getattr(err, "code", ""),
+                "message": getattr(err, "message", ""),
+            },
         )
     return HomeAssistantError(
-        translation_domain=DOMAIN, translation_key="service_error", translation_placeholders={"error": str(err)}
+        translation_domain=DOMAIN,
+        translation_key="service_error",
+        translation_placeholders={"error": str(err)},
     )
 
 
@@ -138,12 +147,16 @@ async def _load_image_file(hass: HomeAssistant, raw: str) -> tuple[bytes, str, s
     placeholders = {"path": raw}
     if not path.is_absolute() or not hass.config.is_allowed_path(raw):
         raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="path_not_allowed", translation_placeholders=placeholders
+            translation_domain=DOMAIN,
+            translation_key="path_not_allowed",
+            translation_placeholders=placeholders,
         )
     content_type = IMAGE_TYPES.get(path.suffix.lower())
     if content_type is None:
         raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="unsupported_image", translation_placeholders=placeholders
+            translation_domain=DOMAIN,
+            translation_key="unsupported_image",
+            translation_placeholders=placeholders,
         )
     try:
         data = await hass.async_add_executor_job(_read_image, path)
@@ -156,7 +169,9 @@ async def _load_image_file(hass: HomeAssistant, raw: str) -> tuple[bytes, str, s
     return data, path.name, content_type
 
 
-async def _add_photo(hass: HomeAssistant, client: FaceWatchlistClient, person_id: int, call: ServiceCall) -> dict[str, Any]:
+async def _add_photo(
+    hass: HomeAssistant, client: FaceWatchlistClient, person_id: int, call: ServiceCall
+) -> dict[str, Any]:
     if ATTR_EVENT_ID in call.data:
         return await client.add_photo_from_event(person_id, call.data[ATTR_EVENT_ID])
     if ATTR_CAMERA in call.data:
@@ -189,7 +204,9 @@ async def _enroll(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     created = False
     if person_id is None:
         person = await _call(
-            client.create_person(call.data[ATTR_DISPLAY_NAME], call.data[ATTR_LIST], call.data.get(ATTR_EXTERNAL_ID))
+            client.create_person(
+                call.data[ATTR_DISPLAY_NAME], call.data[ATTR_LIST], call.data.get(ATTR_EXTERNAL_ID)
+            )
         )
         person_id, created = int(person["id"]), True
     try:
@@ -198,12 +215,19 @@ async def _enroll(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
         if created:  # no one enrolled without a usable photo
             await _call(client.delete_person(person_id))
         raise
-    return {"person_id": person_id, "created": created, "photo_id": photo.get("photo_id"), "quality": photo.get("quality")}
+    return {
+        "person_id": person_id,
+        "created": created,
+        "photo_id": photo.get("photo_id"),
+        "quality": photo.get("quality"),
+    }
 
 
 async def _confirm(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     client = _client(hass, call)
-    decision = await _call(client.review(call.data[ATTR_DECISION_ID], "confirm", call.data.get(ATTR_ADD_TEMPLATE, False)))
+    decision = await _call(
+        client.review(call.data[ATTR_DECISION_ID], "confirm", call.data.get(ATTR_ADD_TEMPLATE, False))
+    )
     return {"decision_id": call.data[ATTR_DECISION_ID], "review_state": decision.get("review_state")}
 
 
@@ -221,7 +245,9 @@ async def _remove(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
 async def _import(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     client = _client(hass, call)
     counts = await _call(
-        client.import_registry(call.data[ATTR_LIST], call.data[ATTR_CSV], call.data.get(ATTR_PHOTOS), call.data[ATTR_REPLACE])
+        client.import_registry(
+            call.data[ATTR_LIST], call.data[ATTR_CSV], call.data.get(ATTR_PHOTOS), call.data[ATTR_REPLACE]
+        )
     )
     return cast(ServiceResponse, counts)
 
@@ -250,4 +276,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
         async def _handle(call: ServiceCall, handler: Handler = handler) -> ServiceResponse:
             return await handler(hass, call)
 
-        hass.services.async_register(DOMAIN, name, _handle, schema=schema, supports_response=supports_response)
+        hass.services.async_register(
+            DOMAIN, name, _handle, schema=schema, supports_response=supports_response
+        )

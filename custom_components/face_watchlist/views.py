@@ -6,8 +6,8 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from aiohttp import web
-from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .api import ApiError, FaceWatchlistError
 from .const import DOMAIN
@@ -32,4 +32,6 @@ class EvidenceView(HomeAssistantView):
             return web.Response(status=status)
         except FaceWatchlistError:
             return web.Response(status=HTTPStatus.BAD_GATEWAY)
-        return web.Response(body=image, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return web.Response(
+            body=image, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+        )
