@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_CONFIG_ENTRY_ID
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
@@ -27,6 +26,7 @@ SERVICE_REMOVE: Final = "remove_person"
 SERVICE_IMPORT: Final = "import_registry"
 SERVICE_PURGE: Final = "purge"
 
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_DISPLAY_NAME: Final = "display_name"
 ATTR_LIST: Final = "list"
 ATTR_EXTERNAL_ID: Final = "external_id"
