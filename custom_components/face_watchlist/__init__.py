@@ -99,7 +99,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: FaceWatchlistConfigEntr
     """Stop following the service; clear the retained integration marker if it was the last."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     others = [e for e in hass.config_entries.async_loaded_entries(DOMAIN) if e.entry_id != entry.entry_id]
-    if unloaded and not others:
+    published = getattr(entry, "runtime_data", None) is not None  # set up far enough to publish
+    if unloaded and published and not others:
         try:
             await mqtt.async_publish(hass, TOPIC_INTEGRATION, "", qos=1, retain=True)
         except HomeAssistantError as err:  # MQTT itself being unloaded: the marker stays

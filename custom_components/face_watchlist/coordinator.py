@@ -111,7 +111,11 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
         try:
             status = Status.from_dict(await self.client.status())
         except (FaceWatchlistError, ValueError) as err:
-            raise UpdateFailed(translation_domain=DOMAIN, translation_key="cannot_connect") from err
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
         return dataclasses.replace(self.data, status=status)
 
     async def async_subscribe(self) -> list[CALLBACK_TYPE]:
