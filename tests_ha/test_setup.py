@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from unittest.mock import MagicMock
 
+import pytest
+from homeassistant.components.mqtt.const import MQTT_CONNECTION_STATE
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
 from custom_components.face_watchlist.const import TOPIC_INTEGRATION
@@ -84,7 +87,7 @@ async def test_token_refused_at_start_starts_reauth(
 
 
 async def test_service_and_frigate_going_down_and_back(
-    hass: HomeAssistant, loaded: MockConfigEntry, caplog: object
+    hass: HomeAssistant, loaded: MockConfigEntry, caplog: pytest.LogCaptureFixture
 ) -> None:
     alert = entity_id(hass, "binary_sensor", "front_door_watchlist_alert")
     pending = entity_id(hass, "sensor", "pending_reviews")
@@ -95,19 +98,33 @@ async def test_service_and_frigate_going_down_and_back(
     assert hass.states.get(pending).state == STATE_UNAVAILABLE
     assert hass.states.get(health).state == "offline"  # health itself stays available
     async_fire_mqtt_message(hass, "face_watchlist/available", "offline")  # no second log line
-    assert caplog.text.count("service is offline") == 1  # type: ignore[attr-defined]
+    assert caplog.text.count("service is offline") == 1
 
     async_fire_mqtt_message(hass, "face_watchlist/available", "online")
     assert hass.states.get(alert).state == "off"
-    assert "back online" in caplog.text  # type: ignore[attr-defined]
+    assert "back online" in caplog.text
 
     async_fire_mqtt_message(hass, "face_watchlist/status", payload(status_body(frigate="down")))
     assert hass.states.get(alert).state == STATE_UNAVAILABLE  # camera entities need Frigate
     assert hass.states.get(pending).state == "1"  # service-wide ones do not
     assert hass.states.get(health).state == "frigate_down"
     async_fire_mqtt_message(hass, "face_watchlist/status", payload(status_body(frigate="down")))
-    assert caplog.text.count("Frigate is down") == 1  # type: ignore[attr-defined]
+    assert caplog.text.count("Frigate is down") == 1
     async_fire_mqtt_message(hass, "face_watchlist/status", payload(status_body(mqtt="disconnected")))
     assert hass.states.get(alert).state == "off"
     assert hass.states.get(health).state == "mqtt_down"
-    assert "Frigate is back" in caplog.text  # type: ignore[attr-defined]
+    assert "Frigate is back" in caplog.text
+
+
+async def test_broker_disconnection_makes_entities_unavailable(
+    hass: HomeAssistant, loaded: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    pending = entity_id(hass, "sensor", "pending_reviews")
+    health = entity_id(hass, "sensor", "health")
+    async_dispatcher_send(hass, MQTT_CONNECTION_STATE, False)
+    assert hass.states.get(pending).state == STATE_UNAVAILABLE
+    assert hass.states.get(health).state == "offline"
+    assert "MQTT broker disconnected" in caplog.text
+    async_dispatcher_send(hass, MQTT_CONNECTION_STATE, True)
+    assert hass.states.get(pending).state == "1"
+    assert hass.states.get(health).state == "ok"

@@ -50,10 +50,15 @@ class FaceWatchlistState:
     """Everything the entities show; replaced field by field as messages arrive."""
 
     status: Status
-    online: bool = True
+    online: bool = True  # the service's own availability topic
+    broker_connected: bool = True  # Home Assistant's MQTT client: while down we hear nothing
     cameras: dict[str, Decision] = field(default_factory=dict)  # last decision per camera
     events: dict[str, CameraEvent] = field(default_factory=dict)  # last live event per camera
     people: dict[int, Decision] = field(default_factory=dict)  # last match per person id
+
+    @property
+    def reachable(self) -> bool:
+        return self.online and self.broker_connected
 
     @property
     def frigate_up(self) -> bool:
@@ -129,20 +134,27 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
         ]
         if self.track_people:
             topics.append((TOPIC_PERSON_LAST, self._on_person_last))
-        return [await mqtt.async_subscribe(self.hass, topic, handler, qos=1) for topic, handler in topics]
+        unsubscribes = [
+            await mqtt.async_subscribe(self.hass, topic, handler, qos=1) for topic, handler in topics
+        ]
+        unsubscribes.append(mqtt.async_subscribe_connection_status(self.hass, self._on_broker_connection))
+        return unsubscribes
 
     # --- availability -------------------------------------------------------------------------
 
     def _log_availability(self) -> None:
         """Log each change of the service's or Frigate's availability once, at info."""
         state = self.data
-        if not state.online and not self._logged_offline:
-            _LOGGER.info("Face Watchlist service is offline; its entities are unavailable")
+        if not state.reachable and not self._logged_offline:
+            if state.broker_connected:
+                _LOGGER.info("Face Watchlist service is offline; its entities are unavailable")
+            else:
+                _LOGGER.info("MQTT broker disconnected; Face Watchlist entities are unavailable")
             self._logged_offline = True
-        elif state.online and self._logged_offline:
+        elif state.reachable and self._logged_offline:
             _LOGGER.info("Face Watchlist service is back online")
             self._logged_offline = False
-        if state.online and not state.frigate_up and not self._logged_frigate_down:
+        if state.reachable and not state.frigate_up and not self._logged_frigate_down:
             _LOGGER.info("Frigate is down; camera entities are unavailable")
             self._logged_frigate_down = True
         elif state.frigate_up and self._logged_frigate_down:
@@ -154,6 +166,12 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
         self.async_set_updated_data(self.data)
 
     # --- message handlers (callbacks: the state is written in the same loop turn) ------------
+
+    @callback
+    def _on_broker_connection(self, connected: bool) -> None:
+        """Home Assistant's MQTT client (dis)connected; on reconnection retained topics refill us."""
+        self.data.broker_connected = connected
+        self._publish()
 
     @callback
     def _on_available(self, msg: ReceiveMessage) -> None:

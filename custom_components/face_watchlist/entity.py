@@ -28,7 +28,7 @@ class FaceWatchlistEntity(CoordinatorEntity[FaceWatchlistCoordinator]):
 
     @property
     def available(self) -> bool:
-        return self.coordinator.data.online
+        return self.coordinator.data.reachable
 
 
 class FaceWatchlistCameraEntity(FaceWatchlistEntity):
@@ -47,7 +47,7 @@ class FaceWatchlistCameraEntity(FaceWatchlistEntity):
 
     @property
     def available(self) -> bool:
-        return self.coordinator.data.online and self.coordinator.data.frigate_up
+        return self.coordinator.data.reachable and self.coordinator.data.frigate_up
 
     @property
     def decision(self) -> Decision | None:

@@ -28,7 +28,7 @@ HEALTH_OPTIONS = ["ok", "frigate_down", "mqtt_down", "offline"]
 
 
 def _health(state: FaceWatchlistState) -> str:
-    if not state.online:
+    if not state.reachable:
         return "offline"
     if state.status.mqtt == "disconnected":
         return "mqtt_down"
