@@ -128,3 +128,17 @@ async def test_broker_disconnection_makes_entities_unavailable(
     async_dispatcher_send(hass, MQTT_CONNECTION_STATE, True)
     assert hass.states.get(pending).state == "1"
     assert hass.states.get(health).state == "ok"
+
+
+async def test_no_entity_polls(hass: HomeAssistant, loaded: MockConfigEntry) -> None:
+    from homeassistant.helpers.entity_platform import async_get_platforms
+
+    entities = [e for p in async_get_platforms(hass, "face_watchlist") for e in p.entities.values()]
+    assert len(entities) == 10  # 5 enabled service sensors, 5 entities of the front_door camera
+    assert [e.entity_id for e in entities if e.should_poll] == []
+    assert {p.domain for p in async_get_platforms(hass, "face_watchlist")} == {
+        "binary_sensor",
+        "event",
+        "image",
+        "sensor",
+    }

@@ -7,16 +7,10 @@ that lacks a required field raises ValueError and is skipped by the caller.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 RESULTS = ("match", "unknown", "no_face")
-
-
-def camera_slug(camera: str) -> str:
-    """The camera part of the service's topics (docs/interfaces.md)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", camera)
 
 
 def _object(payload: str | bytes | bytearray) -> dict[str, Any]:
