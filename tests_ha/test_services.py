@@ -230,3 +230,32 @@ async def test_entry_selection(hass: HomeAssistant, loaded: MockConfigEntry, ser
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, "purge", {})
     assert err.value.translation_key == "entry_required"
+
+
+async def test_descriptions_and_messages_render(
+    hass: HomeAssistant, loaded: MockConfigEntry, service: FakeService
+) -> None:
+    from homeassistant.helpers.service import async_get_all_descriptions
+
+    descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
+    assert set(descriptions) == {
+        "enroll_person",
+        "confirm_match",
+        "reject_match",
+        "remove_person",
+        "import_registry",
+        "purge",
+    }
+    assert descriptions["confirm_match"]["fields"]["decision_id"]["required"] is True
+    # the English texts are found and their placeholders filled in
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "confirm_match", {"decision_id": 41})
+    assert str(err.value) == "Not found on the service (no_such_decision): no such decision"
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "enroll_person", {"display_name": "J", "list": "registry"})
+    assert str(err.value).startswith("Give exactly one photo source")
+    assert service.server is not None
+    await service.server.close()
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "purge", {})
+    assert str(err.value).startswith("Cannot reach the Face Watchlist service: ")

@@ -31,7 +31,10 @@ async def test_setup_creates_entities_and_marks_integration(
     assert hass.states.get(entity_id(hass, "sensor", "model_pack")).state == "opencv-zoo"
     assert hass.states.get(entity_id(hass, "sensor", "health")).state == "ok"
     # the camera named in the status has its entities before any decision
-    assert hass.states.get(entity_id(hass, "binary_sensor", "front_door_watchlist_alert")).state == "off"
+    alert = hass.states.get(entity_id(hass, "binary_sensor", "front_door_watchlist_alert"))
+    assert alert.state == "off"
+    assert alert.attributes["friendly_name"] == "Front Door Watchlist alert"  # device + translated name
+    assert alert.attributes["device_class"] == "safety"
     assert hass.states.get(entity_id(hass, "sensor", "front_door_last_decision")).state == "unknown"
     published = [c for c in mqtt.async_publish.call_args_list if c.args[0] == TOPIC_INTEGRATION]
     assert published
