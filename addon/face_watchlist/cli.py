@@ -365,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=30)
     p.add_argument("--rate", type=float, default=1.0, help="events per second in the steady phase")
     p.add_argument("--burst", type=int, default=60, help="events published at once to measure saturation")
+    p.add_argument("--soak", type=int, default=0, help="then this many events for memory growth (e.g. 10000)")
     p.add_argument("--json", type=Path)
     p = add("speed", cmd_bench_speed, "pipeline throughput and overhead over bare inference", bsub)
     p.add_argument("--images", type=Path, required=True, help="LFW images directory")
