@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def test_entries_are_chained_with_the_documented_hash(store: Store) -> None:
     entries = store.audit.entries()
     assert [e.seq for e in entries] == [1, 2, 3]
     assert entries[0].prev_hash == GENESIS
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_hash == before.hash
     first = entries[0]
     canonical = json.dumps(
@@ -83,12 +84,17 @@ def test_entries_are_chained_with_the_documented_hash(store: Store) -> None:
     assert first.hash == hashlib.sha256(canonical.encode()).hexdigest()
     assert first.time == "2025-09-01T08:00:01.000000+00:00"
     report = store.audit.verify()
-    assert report.ok and report.entries == 3 and report.head_seq == 3 and report.head_hash == entries[-1].hash
+    assert report.ok
+    assert report.entries == 3
+    assert report.head_seq == 3
+    assert report.head_hash == entries[-1].hash
 
 
 def test_an_empty_log_verifies(store: Store) -> None:
     report = store.audit.verify()
-    assert report.ok and report.entries == 0 and report.head_seq == 0
+    assert report.ok
+    assert report.entries == 0
+    assert report.head_seq == 0
 
 
 def test_the_program_cannot_rewrite_history(store: Store) -> None:
@@ -222,11 +228,18 @@ def test_bad_actions_are_refused(store: Store) -> None:
 
 
 def test_an_entry_commits_and_rolls_back_with_its_change(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.transaction() as db:
-        db.execute("INSERT INTO lists (name, kind, policy, created_at) VALUES ('x','watch','immediate','t')")
-        store.audit.append("service", "list.create", "list:x", {}, conn=db)
-        raise RuntimeError("the change failed")
-    assert store.audit.entries() == [] and store.lists() == []
+    def change_then_fail() -> None:
+        with store.transaction() as db:
+            db.execute(
+                "INSERT INTO lists (name, kind, policy, created_at) VALUES ('x','watch','immediate','t')"
+            )
+            store.audit.append("service", "list.create", "list:x", {}, conn=db)
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
+    assert store.audit.entries() == []
+    assert store.lists() == []
     assert store.audit.verify().ok
     store.create_list("y")
     assert [e.action for e in store.audit.entries()] == ["list.create"]
@@ -246,7 +259,8 @@ def test_two_handles_append_to_one_chain(store: Store, tmp_path: Path) -> None:
             (store if i % 2 else other).audit.append("service", "test.entry", None, {"i": i})
     finally:
         other.close()
-    assert store.audit.verify().ok and store.audit.head()[0] == 20
+    assert store.audit.verify().ok
+    assert store.audit.head()[0] == 20
 
 
 # gallery operations --------------------------------------------------------------------------
@@ -319,7 +333,9 @@ def test_registry_import_records_one_summary_and_each_enrolment(tmp_path: Path, 
         assert all(e.actor.startswith("cli:") for e in entries)
         assert [e.action for e in entries].count("photo.enrol") == 4
         (summary,) = [json.loads(e.details) for e in entries if e.action == "import"]
-        assert summary["enrolled"] == 4 and summary["list"] == "staff" and summary["source"] == "people"
+        assert summary["enrolled"] == 4
+        assert summary["list"] == "staff"
+        assert summary["source"] == "people"
         assert entries[-1].action == "import"
 
 
