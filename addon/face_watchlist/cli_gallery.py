@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def cli_actor() -> str:
 
 @contextmanager
 def open_gallery(settings: Settings) -> Iterator[Gallery]:
-    store = Store(settings.data_dir, actor=cli_actor())
+    store = Store(settings.data_dir, actor=cli_actor(), cipher=settings.cipher())
     try:
         store.sweep_photos()
         yield Gallery(store, get_pack(settings.pipeline.pack))
@@ -294,7 +295,7 @@ def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
             gallery.store.photos(), unit="photo", file=sys.stderr, disable=not sys.stderr.isatty()
         ):
             face, problem = enroll.refind_face(
-                pipeline, gallery.store.photos_dir / photo["path"], photo["face_box"]
+                pipeline, partial(gallery.store.read_photo, photo["path"]), photo["face_box"]
             )
             if face is None or face.embedding is None:
                 failed.append(f"{photo['path']}: {problem}")

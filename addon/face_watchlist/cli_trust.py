@@ -27,7 +27,7 @@ def _anchor(text: str) -> tuple[int, str]:
 def _open(settings: Settings) -> Store:
     if not (settings.data_dir / "gallery.sqlite3").exists():
         raise FaceWatchlistError(f"{settings.data_dir}: no gallery database here yet")
-    return Store(settings.data_dir, actor=cli_actor())
+    return Store(settings.data_dir, actor=cli_actor(), cipher=settings.cipher())
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:

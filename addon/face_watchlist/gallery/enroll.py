@@ -383,12 +383,12 @@ def record_import(
         return gallery.store.record("import", f"list:{watch_list.id}", details, actor)
 
 
-def refind_face(pipeline: FacePipeline, photo: Path, face_box: str) -> tuple[Face | None, str]:
-    """The enrolled face of a kept photo, found again (for another pack): the detection that
-    overlaps the recorded box most."""
+def refind_face(pipeline: FacePipeline, photo: Callable[[], bytes], face_box: str) -> tuple[Face | None, str]:
+    """The enrolled face of a kept photo (`photo` reads its bytes), found again (for another
+    pack): the detection that overlaps the recorded box most."""
     try:
-        image = decode_image(photo.read_bytes())
-    except (OSError, ImageError) as err:
+        image = decode_image(photo())
+    except (OSError, FaceWatchlistError) as err:
         return None, f"cannot read the kept photo ({err})"
     box = tuple(float(v) for v in face_box.split(","))
     faces = pipeline.analyse(image, pad_retry=True)

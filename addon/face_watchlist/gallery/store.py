@@ -23,6 +23,7 @@ import numpy as np
 
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.trust import audit
+from face_watchlist.trust.crypto import Cipher, decrypt_bytes, encrypt_bytes
 
 ListKind = Literal["watch", "known"]
 AlertPolicy = Literal["review_first", "immediate"]
@@ -127,12 +128,8 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _blob(vector: np.ndarray) -> bytes:
+def _raw(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32)
 
 
 class Store:
@@ -140,9 +137,14 @@ class Store:
     passes `cli:<os user>`); every mutating method also takes its own `actor`."""
 
     def __init__(
-        self, data_dir: Path, actor: str = "service", clock: Callable[[], datetime] | None = None
+        self,
+        data_dir: Path,
+        actor: str = "service",
+        clock: Callable[[], datetime] | None = None,
+        cipher: Cipher | None = None,
     ) -> None:
         self.actor = audit.check_actor(actor)
+        self.cipher = cipher  # set: templates, rejections and photo files are encrypted at rest
         self.data_dir = Path(data_dir)
         self.photos_dir = self.data_dir / "photos"
         self.path = self.data_dir / "gallery.sqlite3"
@@ -165,6 +167,20 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def encrypted(self) -> bool:
+        return self.cipher is not None
+
+    def _blob(self, vector: np.ndarray) -> bytes:
+        return encrypt_bytes(_raw(vector), self.cipher, b"embedding")
+
+    def _vector(self, blob: bytes) -> np.ndarray:
+        return np.frombuffer(decrypt_bytes(blob, self.cipher, b"embedding"), dtype=np.float32)
+
+    def read_photo(self, relative: str) -> bytes:
+        """An enrolment photo's bytes (decrypted when stored encrypted)."""
+        return decrypt_bytes((self.photos_dir / relative).read_bytes(), self.cipher, b"photo")
 
     def record(
         self, action: str, subject: str | None, details: Mapping[str, object], actor: str | None = None
@@ -453,7 +469,7 @@ class Store:
         target = self.photos_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_bytes(photo)
+        temporary.write_bytes(encrypt_bytes(photo, self.cipher, b"photo"))
         try:
             with self.transaction():
                 cursor = self.db.execute(
@@ -535,7 +551,7 @@ class Store:
         cursor = self.db.execute(
             "INSERT INTO templates (person_id, photo_id, pack, embedding, face_px, sharpness, frontalness,"
             " det_score, method, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (person_id, photo_id, pack, _blob(embedding), *quality, method, now()),
+            (person_id, photo_id, pack, self._blob(embedding), *quality, method, now()),
         )
         self._bump(pack)
         return int(cursor.lastrowid or 0)
@@ -552,7 +568,8 @@ class Store:
             query += " AND person_id = ?"
             params += (person_id,)
         return [
-            Template(r[0], r[1], r[2], _vector(r[3])) for r in self.db.execute(query + " ORDER BY id", params)
+            Template(r[0], r[1], r[2], self._vector(r[3]))
+            for r in self.db.execute(query + " ORDER BY id", params)
         ]
 
     def template_batches(self, pack: str, size: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -566,7 +583,7 @@ class Store:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([_vector(r[1]) for r in rows])
+            yield ids, np.stack([self._vector(r[1]) for r in rows])
             last = int(ids[-1])
 
     def template_owners(self, template_ids: list[int]) -> dict[int, int]:
@@ -639,7 +656,7 @@ class Store:
             cursor = self.db.execute(
                 "INSERT INTO rejections (person_id, pack, probe_embedding, reviewer, reason, created_at)"
                 " VALUES (?,?,?,?,?,?)",
-                (person_id, pack, _blob(probe), reviewer, reason, now()),
+                (person_id, pack, self._blob(probe), reviewer, reason, now()),
             )
             # the probe embedding stays in its table: the audit log records who rejected what
             self.record(
@@ -660,7 +677,7 @@ class Store:
                 f" WHERE pack = ? AND person_id IN ({marks})",
                 (pack, *chunk),
             ):
-                found.setdefault(row[0], []).append(_vector(row[1]))
+                found.setdefault(row[0], []).append(self._vector(row[1]))
         return found
 
     def counts(self) -> dict[str, int]:
