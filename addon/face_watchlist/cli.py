@@ -11,6 +11,7 @@ from typing import Any
 
 from face_watchlist import __version__
 from face_watchlist.cli_gallery import register as register_gallery
+from face_watchlist.cli_trust import register as register_trust
 from face_watchlist.config import Settings, load_settings, read_config
 from face_watchlist.errors import FaceWatchlistError, NoFaceError
 from face_watchlist.faces.cache import ModelCache
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pad", type=int, default=40)
     p.add_argument("--json", type=Path)
+    register_trust(sub, add, bsub)
     return parser
 
 

@@ -17,6 +17,7 @@ from face_watchlist.faces.images import DEFAULT_MAX_PIXELS
 from face_watchlist.faces.packs import DEFAULT_PACK, PACKS
 from face_watchlist.faces.pipeline import PipelineOptions
 from face_watchlist.faces.quality import QualityGate
+from face_watchlist.trust.crypto import Cipher, CryptoError, parse_key
 
 DATA_DIR_ENV = "FACE_WATCHLIST_DATA_DIR"
 
@@ -48,6 +49,18 @@ FACES_SCHEMA = vol.Schema(
 )
 
 _PORT = vol.All(int, vol.Range(min=1, max=65535))
+
+
+def _key(value: object) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a string")
+    try:
+        parse_key(value)
+    except CryptoError as err:
+        raise vol.Invalid(str(err)) from None
+    return value
+
+
 _NAMES = vol.All([vol.All(str, vol.Length(min=1, max=200))], vol.Length(max=200))
 
 MQTT_SCHEMA = vol.Schema(
@@ -92,6 +105,14 @@ WEB_SCHEMA = vol.Schema(
     }
 )
 
+# Encryption at rest, off by default: a key kept beside the data protects nothing, so it must
+# come from the add-on's options or another secret store (see docs/responsible-use.md).
+# The command line reads it from $FACE_WATCHLIST_ENCRYPTION_KEY.
+KEY_ENV = "FACE_WATCHLIST_ENCRYPTION_KEY"
+SECURITY_SCHEMA = vol.Schema(
+    {vol.Optional("encryption_key", default=lambda: os.environ.get(KEY_ENV) or None): vol.Any(None, _key)}
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
@@ -100,6 +121,7 @@ SCHEMA = vol.Schema(
         vol.Optional("frigate", default={}): FRIGATE_SCHEMA,
         vol.Optional("watch", default={}): WATCH_SCHEMA,
         vol.Optional("web", default={}): WEB_SCHEMA,
+        vol.Optional("security", default={}): SECURITY_SCHEMA,
     }
 )
 
@@ -115,6 +137,11 @@ class Settings:
     frigate: dict[str, Any] = field(default_factory=lambda: FRIGATE_SCHEMA({}))
     watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
     web: dict[str, Any] = field(default_factory=lambda: WEB_SCHEMA({}))
+    security: dict[str, Any] = field(default_factory=lambda: SECURITY_SCHEMA({}))
+
+    def cipher(self) -> Cipher | None:
+        key = self.security.get("encryption_key")
+        return Cipher(key) if key else None
 
 
 def load_settings(raw: dict[str, Any]) -> Settings:
@@ -137,6 +164,7 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         frigate=conf["frigate"],
         watch=conf["watch"],
         web=conf["web"],
+        security=conf["security"],
     )
 
 

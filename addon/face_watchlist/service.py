@@ -520,7 +520,7 @@ def person_crop(image: np.ndarray, box: _Box) -> np.ndarray:
 def open_service(settings: Settings) -> tuple[Service, Store]:
     """Models and gallery for `run` (slow: call from a thread or before the loop starts)."""
     pipeline = FacePipeline.load(settings.model_dir, settings.pipeline)
-    store = Store(settings.data_dir)
+    store = Store(settings.data_dir, cipher=settings.cipher())
     try:
         return Service(settings, pipeline, Gallery(store, get_pack(settings.pipeline.pack))), store
     except FaceWatchlistError:

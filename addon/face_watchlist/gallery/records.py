@@ -19,8 +19,9 @@ import numpy as np
 
 from face_watchlist.errors import ImageError
 from face_watchlist.faces.images import decode_image, encode_jpeg
-from face_watchlist.gallery.store import EVIDENCE_KINDS, Store, StoreError, _blob, _vector
+from face_watchlist.gallery.store import EVIDENCE_KINDS, Store, StoreError
 from face_watchlist.outputs.messages import ReviewState
+from face_watchlist.trust.crypto import decrypt_bytes, encrypt_bytes
 
 ReviewAction = Literal["confirm", "reject"]
 EvidenceKind = Literal["face", "snapshot"]
@@ -149,11 +150,16 @@ class Records:
                     template_id,
                     review_state,
                     evidence.pack if evidence else None,
-                    _blob(evidence.probe) if evidence else None,
+                    self.store.embedding_blob(evidence.probe) if evidence else None,
                     ",".join(f"{v:.1f}" for v in evidence.box) if evidence else None,
                 ),
             )
             decision_id = int(cursor.lastrowid or 0)
+            # who was seen where, never the face: the audit log outlives the evidence
+            details: dict[str, object] = {"event_id": event_id, "camera": camera, "result": result}
+            if person_id is not None:
+                details |= {"person_id": person_id, "list": list_name, "score": score, "review": review_state}
+            self.store.record("decision", f"decision:{decision_id}", details, "service")
             if files:
                 prefix = f"{decision_id // 1000}/{decision_id}-"
                 self._write(prefix, files)
@@ -167,7 +173,7 @@ class Records:
             path = self.store.evidence_dir / f"{prefix}{kind}"
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_bytes(data)
+            temporary.write_bytes(encrypt_bytes(data, self.store.cipher, b"evidence"))
             temporary.replace(path)
 
     def get(self, decision_id: int) -> DecisionRecord:
@@ -225,7 +231,7 @@ class Records:
             raise StoreError(f"decision {decision_id} has no evidence (not a match, or purged)")
         path = self.store.evidence_dir / f"{row[0]}{kind}.jpg"
         try:
-            data = path.read_bytes()
+            data = decrypt_bytes(path.read_bytes(), self.store.cipher, b"evidence")
         except FileNotFoundError:
             raise StoreError(f"the evidence file of decision {decision_id} is missing") from None
         return boxed_snapshot(data, record.face_box, self.max_pixels) if kind == "snapshot" else data
@@ -234,7 +240,7 @@ class Records:
         row = self.store.db.execute(
             "SELECT probe_embedding, pack FROM decisions WHERE id = ?", (decision_id,)
         ).fetchone()
-        return (_vector(row[0]), row[1]) if row and row[0] is not None else None
+        return (self.store.embedding_vector(row[0]), row[1]) if row and row[0] is not None else None
 
     def review(
         self, decision_id: int, action: ReviewAction, reviewer: str, reason: str = ""
@@ -252,9 +258,20 @@ class Records:
                 "UPDATE decisions SET review_state = ?, reviewer = ?, reviewed_at = ? WHERE id = ?",
                 (state, reviewer, time.time(), decision_id),
             )
+            self.store.record(
+                f"review.{action}",
+                f"decision:{decision_id}",
+                {"person_id": record.person_id, "camera": record.camera, "reason": reason},
+                reviewer,
+            )
             if action == "reject" and probe is not None:
                 self.store.add_rejection(
-                    record.person_id, probe[1], probe[0], reviewer, reason or f"decision {decision_id}"
+                    record.person_id,
+                    probe[1],
+                    probe[0],
+                    reviewer,
+                    reason or f"decision {decision_id}",
+                    actor=reviewer,
                 )
         return self.get(decision_id)
 
