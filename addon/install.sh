@@ -13,6 +13,7 @@ export DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION
 apt_install() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt-get clean
     rm -rf /var/lib/apt/lists/*
 }
 
@@ -44,6 +45,9 @@ EOF
     find "$site" -depth -type d -name tests -path '*/scipy/*' -exec rm -rf {} +
     find "$site" -depth -type d -name tests -path '*/skimage/*' -exec rm -rf {} +
     find "$site" -depth -type d -name tests -path '*/numpy/*' -exec rm -rf {} +
+    rm -rf "$site/onnx/backend/test"
+    # debug symbols: hnswlib is compiled here with them, several wheels ship them (about 40 MB)
+    find "$site" -name '*.so*' -type f -exec strip --strip-unneeded {} +
     "$VENV/bin/python" -m compileall -q "$site/face_watchlist"
     "$VENV/bin/face-watchlist" --version
 }
