@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from face_watchlist import __version__
+from face_watchlist.cli_addon import register as register_addon
 from face_watchlist.cli_gallery import register as register_gallery
 from face_watchlist.cli_trust import register as register_trust
 from face_watchlist.config import Settings, load_settings, read_config
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     register_gallery(sub, add)
+    register_addon(sub, add)
 
     p = add("demo", cmd_demo, "the whole flow: a broker, a simulated Frigate and three people")
     p.add_argument("--once", action="store_true", help="replay once and exit (default: until Ctrl-C)")
