@@ -84,6 +84,12 @@ class Service:
         self._frigate: FrigateClient | None = None
         self._models = asyncio.Lock()
 
+    @property
+    def models_lock(self) -> asyncio.Lock:
+        """Held around every inference (the detector is not thread-safe): live events and the web's
+        enrolments share the models."""
+        return self._models
+
     # intake --------------------------------------------------------------------------------
 
     def on_message(self, topic: str, payload: bytes) -> None:

@@ -1,0 +1,220 @@
+"""The HTTP API on a real store, real models and real photos: lists, people, photos, errors,
+the OpenAPI document, and that no route but health answers without credentials."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from face_watchlist.faces.pipeline import FacePipeline
+from web_rig import AUTH, JOHNS, Api, api
+
+
+@pytest.fixture
+async def web(tmp_path: Path, pipeline: FacePipeline, model_dir: Path) -> AsyncIterator[Api]:
+    async with api(tmp_path, pipeline, model_dir) as running:
+        yield running
+
+
+async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
+    body = await response.json()
+    assert response.status == status, body
+    return body
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: "0123456789abcdef" if m.group(1) == "job_id" else "1", path)
+
+
+async def test_every_documented_route_refuses_anonymous_requests(web: Api) -> None:
+    doc = await _json(await web.client.get("/api/openapi.json", headers=AUTH), 200)
+    assert doc["openapi"].startswith("3.")
+    walked = 0
+    for path, methods in doc["paths"].items():
+        for method in methods:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong-token-wrong-token"},
+                {"X-Ingress-Path": "/x"},
+            ):
+                response = await web.client.request(method.upper(), _concrete(path), headers=headers)
+                if path == "/api/health":
+                    assert response.status in (200, 503)
+                    continue
+                body = await response.json()
+                assert response.status == 401, (method, path, headers)
+                assert body["error"] == "unauthorized"
+                walked += 1
+    assert walked >= 3 * 20  # every route of the issue is in the document
+    assert (await web.client.get("/api/nowhere")).status == 401  # unknown routes do not leak either
+
+
+async def test_document_describes_the_routes_and_their_errors(web: Api) -> None:
+    doc = await _json(await web.client.get("/api/openapi.json", headers=AUTH), 200)
+    expected = {
+        ("get", "/api/status"),
+        ("get", "/api/lists"),
+        ("post", "/api/lists"),
+        ("patch", "/api/lists/{list_id}"),
+        ("delete", "/api/lists/{list_id}"),
+        ("get", "/api/people"),
+        ("post", "/api/people"),
+        ("patch", "/api/people/{person_id}"),
+        ("delete", "/api/people/{person_id}"),
+        ("post", "/api/people/{person_id}/photos"),
+        ("post", "/api/people/{person_id}/photos/from_event"),
+        ("get", "/api/decisions"),
+        ("get", "/api/decisions/{decision_id}/face.jpg"),
+        ("get", "/api/decisions/{decision_id}/snapshot.jpg"),
+        ("post", "/api/decisions/{decision_id}/review"),
+        ("post", "/api/imports"),
+        ("get", "/api/imports/{job_id}"),
+        ("get", "/api/audit"),
+        ("get", "/api/settings"),
+        ("get", "/api/stream"),
+    }
+    found = {(m, p) for p, methods in doc["paths"].items() for m in methods}
+    assert expected <= found
+    review = doc["paths"]["/api/decisions/{decision_id}/review"]["post"]
+    assert review["requestBody"]["content"]["application/json"]["schema"]["properties"]["action"]["enum"] == [
+        "confirm",
+        "reject",
+    ]
+    assert review["responses"]["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    assert "security" not in doc["paths"]["/api/health"]["get"]
+
+
+async def test_lists_people_and_memberships(web: Api) -> None:
+    c = web.client
+    watch = await _json(await c.post("/api/lists", json={"name": "registry"}, headers=AUTH), 201)
+    assert (watch["kind"], watch["policy"], watch["people"]) == ("watch", "review_first", 0)
+    staff = await _json(
+        await c.post("/api/lists", json={"name": "staff", "kind": "known"}, headers=AUTH), 201
+    )
+    assert staff["policy"] == "immediate"
+    dup = await _json(await c.post("/api/lists", json={"name": "staff"}, headers=AUTH), 409)
+    assert dup["error"] == "conflict"
+    jane = await _json(
+        await c.post(
+            "/api/people",
+            json={"display_name": "Jane Doe", "list": "registry", "external_id": "R-1"},
+            headers=AUTH,
+        ),
+        201,
+    )
+    assert (jane["lists"], jane["photos"]) == (["registry"], 0)
+    # rename, then move from registry to staff
+    moved = await _json(
+        await c.patch(
+            f"/api/people/{jane['id']}", json={"display_name": "Jane Roe", "lists": ["staff"]}, headers=AUTH
+        ),
+        200,
+    )
+    assert (moved["display_name"], moved["lists"]) == ("Jane Roe", ["staff"])
+    page = await _json(await c.get("/api/people", params={"list": "staff", "q": "roe"}, headers=AUTH), 200)
+    assert (page["total"], page["items"][0]["id"]) == (1, jane["id"])
+    assert (await _json(await c.get("/api/people", params={"q": "%"}, headers=AUTH), 200))["total"] == 0
+    renamed = await _json(
+        await c.patch(f"/api/lists/{staff['id']}", json={"name": "employees"}, headers=AUTH), 200
+    )
+    assert (renamed["name"], renamed["people"]) == ("employees", 1)
+    assert (await c.delete(f"/api/lists/{staff['id']}", headers=AUTH)).status == 204
+    # the person was on no other list: deleted with it
+    await _json(await c.get(f"/api/people/{jane['id']}", headers=AUTH), 404)
+
+
+async def test_validation_errors_name_the_field(web: Api) -> None:
+    c = web.client
+    cases = [
+        (c.post("/api/lists", json={"name": "x", "kind": "vip"}, headers=AUTH), 400, "body.kind"),
+        (c.post("/api/lists", json={"nom": "x"}, headers=AUTH), 400, "body.name: required"),
+        (
+            c.post("/api/lists", data=b"{", headers={**AUTH, "Content-Type": "application/json"}),
+            400,
+            "not valid JSON",
+        ),
+        (c.post("/api/people", json={"display_name": "A", "list": "nope"}, headers=AUTH), 404, "nope"),
+        (c.get("/api/people", params={"limit": "many"}, headers=AUTH), 400, "limit"),
+        (c.get("/api/people", params={"limit": "100000"}, headers=AUTH), 400, "limit"),
+        (c.get("/api/people/abc", headers=AUTH), 400, "person_id"),
+        (c.delete("/api/people/999", headers=AUTH), 404, "999"),
+        (c.put("/api/lists", headers=AUTH), 405, ""),
+    ]
+    for request, status, text in cases:
+        body = await _json(await request, status)
+        assert set(body) == {"error", "message"}
+        assert text in body["message"]
+
+
+async def test_upload_enrols_with_quality_and_refuses_bad_photos(web: Api, tmp_path: Path) -> None:
+    c = web.client
+    await _json(await c.post("/api/lists", json={"name": "registry"}, headers=AUTH), 201)
+    person = await _json(
+        await c.post("/api/people", json={"display_name": "John Savage", "list": "registry"}, headers=AUTH),
+        201,
+    )
+    url = f"/api/people/{person['id']}/photos"
+
+    def form(data: bytes, name: str = "photo.jpg") -> aiohttp.FormData:
+        f = aiohttp.FormData()
+        f.add_field("photo", data, filename=name, content_type="image/jpeg")
+        return f
+
+    photo = (JOHNS / "John_Savage" / "001.jpg").read_bytes()
+    done = await _json(await c.post(url, data=form(photo), headers=AUTH), 201)
+    assert done["quality"]["face_px"] > 32
+    assert (await _json(await c.post(url, data=form(photo), headers=AUTH), 409))["error"] == "duplicate"
+    assert (await _json(await c.post(url, data=form(b"GIF89a...."), headers=AUTH), 415))[
+        "error"
+    ] == "unsupported_media_type"
+    grey = tmp_path / "grey.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(grey), np.full((300, 300, 3), 128, np.uint8))
+    assert (await _json(await c.post(url, data=form(grey.read_bytes(), "g.png"), headers=AUTH), 422))[
+        "error"
+    ] == "no_face"
+    truncated = photo[: len(photo) // 2]
+    assert (await _json(await c.post(url, data=form(truncated), headers=AUTH), 422))["error"] == "bad_image"
+    bomb = photo[:2] + photo[2:].replace(b"\xff\xc0", b"\xff\xc0", 1)
+    header_at = bomb.find(b"\xff\xc0")
+    bomb = (
+        bomb[: header_at + 5]
+        + (30000).to_bytes(2, "big")
+        + (30000).to_bytes(2, "big")
+        + bomb[header_at + 9 :]
+    )
+    assert (await _json(await c.post(url, data=form(bomb), headers=AUTH), 413))["error"] == "too_large"
+    # the person's page shows the photo with its quality, and its face crop is served
+    detail = await _json(await c.get(f"/api/people/{person['id']}", headers=AUTH), 200)
+    assert detail["photos"] == 1 and detail["templates"] == 1  # noqa: PT018
+    (kept,) = detail["enrolment"]
+    face = await c.get(kept["face_url"], headers=AUTH)
+    assert face.status == 200 and (await face.read())[:2] == b"\xff\xd8"  # noqa: PT018
+    assert (await c.get(kept["url"], headers=AUTH)).status == 200
+    # and the gallery matches the person's other photo
+    import asyncio
+
+    from face_watchlist.faces.images import decode_image
+
+    other = decode_image((JOHNS / "John_Savage" / "002.jpg").read_bytes())
+    faces = await asyncio.to_thread(web.service.pipeline.analyse, other)
+    assert web.service.gallery.match(faces[0].embedding).person_id == person["id"]
+
+
+async def test_settings_are_redacted(tmp_path: Path, pipeline: FacePipeline, model_dir: Path) -> None:
+    options = {"mqtt": {"password": "mqtt-secret"}, "frigate": {"password": "frigate-secret"}}
+    async with api(tmp_path, pipeline, model_dir, **options) as web:
+        response = await web.client.get("/api/settings", headers=AUTH)
+        text = await response.text()
+        assert response.status == 200
+        assert "mqtt-secret" not in text and "frigate-secret" not in text and "s3cret" not in text  # noqa: PT018
+        assert (await response.json())["mqtt"]["password"] == "**redacted**"
