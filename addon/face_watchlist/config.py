@@ -77,6 +77,8 @@ WATCH_SCHEMA = vol.Schema(
         vol.Optional("labels", default=["person"]): _NAMES,
         vol.Optional("attempts", default=5): vol.All(int, vol.Range(min=1, max=50)),
         vol.Optional("snapshot_height", default=None): vol.Any(None, vol.All(int, vol.Range(min=64))),
+        # no usable face in the snapshot: look around the person in the current full frame
+        vol.Optional("latest_frame", default=True): bool,
         vol.Optional("queue_size", default=32): vol.All(int, vol.Range(min=1, max=10_000)),
     }
 )

@@ -23,6 +23,7 @@ import numpy as np
 
 from face_watchlist.errors import FaceWatchlistError
 
+EVIDENCE_KINDS = ("face.jpg", "snapshot.jpg")
 ListKind = Literal["watch", "known"]
 AlertPolicy = Literal["review_first", "immediate"]
 
@@ -88,6 +89,38 @@ MIGRATIONS: tuple[str, ...] = (
     -- bumped with every template change, so an index file knows whether it is stale
     CREATE TABLE index_generation (pack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
     """,
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('instance_id', lower(hex(randomblob(16))));
+    -- one row per published decision; biometric columns (probe, evidence) only for matches
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        created_at REAL NOT NULL,      -- unix time
+        result TEXT NOT NULL CHECK (result IN ('match', 'unknown', 'no_face')),
+        attempts INTEGER NOT NULL,
+        person_id INTEGER REFERENCES people(id) ON DELETE CASCADE,
+        person_name TEXT,              -- as it was at the time
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_name TEXT,
+        score REAL,
+        margin REAL,
+        false_match_rate REAL,
+        template_id INTEGER,           -- the enrolled template that matched
+        review_state TEXT CHECK (review_state IN ('pending_review', 'alert', 'confirmed', 'rejected')),
+        reviewer TEXT,
+        reviewed_at REAL,
+        pack TEXT,
+        probe_embedding BLOB,          -- kept with the evidence, for a reviewer's rejection
+        face_box TEXT,                 -- x1,y1,x2,y2 in the snapshot
+        evidence TEXT                  -- relative path prefix under evidence/, NULL when purged
+    );
+    CREATE INDEX decisions_time ON decisions (created_at);
+    CREATE INDEX decisions_camera ON decisions (camera, created_at);
+    CREATE INDEX decisions_review ON decisions (review_state, created_at);
+    CREATE INDEX decisions_person ON decisions (person_id);
+    """,
 )
 
 
@@ -137,6 +170,7 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.photos_dir = self.data_dir / "photos"
+        self.evidence_dir = self.data_dir / "evidence"
         self.path = self.data_dir / "gallery.sqlite3"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._unlink_after_commit: list[Path] = []
@@ -174,7 +208,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; nested calls join the outer one."""
+        if self.db.in_transaction:
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -187,6 +224,10 @@ class Store:
         for path in self._unlink_after_commit:
             path.unlink(missing_ok=True)
         self._unlink_after_commit.clear()
+
+    def unlink_after_commit(self, paths: list[Path]) -> None:
+        """Delete these files once the current transaction has committed."""
+        self._unlink_after_commit += paths
 
     # lists -------------------------------------------------------------------------------
 
@@ -364,8 +405,18 @@ class Store:
             paths = [
                 r[0] for r in self.db.execute("SELECT path FROM photos WHERE person_id = ?", (person_id,))
             ]
-            self.db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            evidence = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT evidence FROM decisions WHERE person_id = ? AND evidence IS NOT NULL",
+                    (person_id,),
+                )
+            ]
+            self.db.execute("DELETE FROM people WHERE id = ?", (person_id,))  # cascades to decisions
             self._unlink_after_commit += [self.photos_dir / path for path in paths]
+            self._unlink_after_commit += [
+                self.evidence_dir / f"{prefix}{kind}" for prefix in evidence for kind in EVIDENCE_KINDS
+            ]
         return removed
 
     # photos and templates ----------------------------------------------------------------
@@ -567,8 +618,19 @@ class Store:
                 found.setdefault(row[0], []).append(_vector(row[1]))
         return found
 
+    def people_per_list(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT l.name, COUNT(m.person_id) FROM lists l LEFT JOIN memberships m ON m.list_id = l.id"
+            " GROUP BY l.id ORDER BY l.name"
+        )
+        return {name: int(count) for name, count in rows}
+
+    def instance_id(self) -> str:
+        """Stable per data directory: how Home Assistant tells two services apart."""
+        return str(self.db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
-        tables = ("lists", "people", "photos", "templates", "rejections")
+        tables = ("lists", "people", "photos", "templates", "rejections", "decisions")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
 
