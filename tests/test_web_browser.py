@@ -111,7 +111,7 @@ async def test_enrol_review_and_audit_in_the_browser(
             name = wait(driver, visible("#person-name"))
             name.send_keys("John Savage")
             driver.find_element(By.ID, "person-photo").send_keys(str(JOHNS / "John_Savage" / "001.jpg"))
-            driver.find_element(By.CSS_SELECTOR, "#person-name").submit()
+            driver.find_element(By.XPATH, "//button[text()='Add person']").click()
             wait(driver, toast_contains("Photo enrolled"))
             driver.save_screenshot(str(SHOTS / "1-people-enrolled.png"))
             driver.get(base + "#/review")
@@ -140,7 +140,7 @@ async def test_enrol_review_and_audit_in_the_browser(
 
         seen = await step(review_it)
         print(f"review card shown {seen:.2f} s after Frigate's event (includes the models)")
-        records = running.service.records  # type: ignore[attr-defined]
+        records = running.service.records
         (confirmed,), _ = records.query(status="confirmed")
         assert (confirmed.event_id, confirmed.reviewer) == ("7.0-savage", "token")
 

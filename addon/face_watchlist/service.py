@@ -116,6 +116,11 @@ class Service:
         enrolments share the models."""
         return self._models
 
+    @property
+    def frigate_client(self) -> FrigateClient | None:
+        """Frigate's API while the service runs (the web's "enrol from an event")."""
+        return self._frigate
+
     # intake --------------------------------------------------------------------------------
 
     def on_message(self, topic: str, payload: bytes) -> None:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from face_watchlist import __version__
-from face_watchlist.outputs.messages import DecisionMessage
 from face_watchlist.web import routes_decisions, routes_gallery, routes_system, ui
 from face_watchlist.web.auth import middleware
 from face_watchlist.web.context import HUB_KEY, IMPORTS_KEY, SERVICE_KEY, WebService
 from face_watchlist.web.errors import error_middleware
 from face_watchlist.web.imports import ImportJobs
 from face_watchlist.web.push import Hub
-from face_watchlist.web.routes_decisions import decision_json
 from face_watchlist.web.schemas import SCHEMAS
 from face_watchlist.web.spec import Operation, Response, Routes, document, install
 
@@ -43,17 +40,6 @@ def operations() -> list[Operation]:
     return [op for group in groups for op in group.operations]
 
 
-def forward(hub: Hub, item: Any) -> None:
-    """A service listener: decisions and reviews to the open pages."""
-    try:
-        if isinstance(item, DecisionMessage):
-            hub.publish("decision", dataclasses.asdict(item))
-        else:
-            hub.publish("review", decision_json(item))
-    except Exception:  # the page is a convenience: never let it break publishing
-        LOG.exception("could not push an update to the pages")
-
-
 def make_app(service: WebService, token: str | None) -> web.Application:
     app = web.Application(middlewares=[error_middleware, middleware(token)], client_max_size=MAX_BODY)
     hub, ops = Hub(), operations()
@@ -63,9 +49,7 @@ def make_app(service: WebService, token: str | None) -> web.Application:
     app[OPENAPI_KEY] = document(ops, __version__, SCHEMAS)
     install(app, ops)
     ui.install(app)
-    add_listener = getattr(service, "add_listener", None)
-    if add_listener is not None:
-        add_listener(lambda item: forward(hub, item))
+    service.add_listener(hub.publish)  # decisions and reviews, to the open pages
 
     async def on_shutdown(_: web.Application) -> None:
         hub.close()  # open streams end now instead of holding the shutdown for a minute

@@ -4,13 +4,16 @@ build it from a real `Service` that is not running)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from face_watchlist.config import Settings
 from face_watchlist.faces.pipeline import FacePipeline
+from face_watchlist.frigate.client import FrigateClient
 from face_watchlist.gallery.gallery import Gallery
+from face_watchlist.gallery.records import DecisionRecord, Records, ReviewAction
 from face_watchlist.web.auth import IDENTITY
 from face_watchlist.web.push import Hub
 
@@ -23,7 +26,16 @@ class WebService(Protocol):
     gallery: Gallery
     pipeline: FacePipeline
 
+    records: Records
+
     def status(self) -> dict[str, Any]: ...
+
+    async def review(self, decision_id: int, action: ReviewAction, reviewer: str) -> DecisionRecord: ...
+
+    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None: ...
+
+    @property
+    def frigate_client(self) -> FrigateClient | None: ...
 
     @property
     def models_lock(self) -> asyncio.Lock: ...

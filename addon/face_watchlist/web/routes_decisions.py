@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 from aiohttp import web
 
-from face_watchlist.errors import FaceWatchlistError
+from face_watchlist.gallery.records import DecisionRecord, Records
+from face_watchlist.gallery.store import StoreError
 from face_watchlist.web import audit
 from face_watchlist.web.context import HUB_KEY, actor, service_of
+from face_watchlist.web.enrolment import WebEnroller
 from face_watchlist.web.errors import ApiError, not_found
 from face_watchlist.web.schemas import REVIEW, page
 from face_watchlist.web.spec import BODY, QUERY, Param, Response, Routes, ref
@@ -19,33 +20,24 @@ api = Routes()
 ID = {"type": "integer", "minimum": 1}
 STATES = ["pending_review", "alert", "confirmed", "rejected"]
 JPEG = Response("JPEG", {"type": "string", "format": "binary"}, "image/jpeg")
+DECISION_ID = (Param("decision_id", ID, "path"),)
 
 
-def _records(request: web.Request) -> Any:
-    records = getattr(service_of(request), "records", None)
-    if records is None:
-        raise ApiError(503, "unavailable", "decision records are not available in this service")
-    return records
+def _records(request: web.Request) -> Records:
+    return service_of(request).records
 
 
-def _is_instance(value: Any) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
-
-
-def decision_json(record: Any) -> dict[str, Any]:
-    """A stored decision for clients: no embeddings, evidence as URLs relative to the API's base."""
-    raw = dataclasses.asdict(record) if _is_instance(record) else dict(record)
-    out = {k: v for k, v in raw.items() if not isinstance(v, bytes | np.ndarray) and "embedding" not in k}
-    for key in [k for k in out if k.endswith("_file") or k.endswith("_path")]:
-        out.pop(key)
-    decision_id = out.get("id")
-    has_evidence = out.get("result") == "match" and decision_id is not None
+def decision_json(record: DecisionRecord) -> dict[str, Any]:
+    """A stored decision for clients, with its evidence as API paths (as on MQTT)."""
+    out = asdict(record)
+    out["decision_id"] = record.id
+    out["timestamp"] = record.time
     out["evidence"] = (
         {
-            "face": f"/api/decisions/{decision_id}/face.jpg",
-            "snapshot": f"/api/decisions/{decision_id}/snapshot.jpg",
+            "face": f"/api/decisions/{record.id}/face.jpg",
+            "snapshot": f"/api/decisions/{record.id}/snapshot.jpg",
         }
-        if has_evidence
+        if record.has_evidence
         else None
     )
     return out
@@ -61,6 +53,7 @@ def decision_json(record: Any) -> dict[str, Any]:
         Param("list", {"type": "string", "maxLength": 200}, description="list name"),
         Param("status", {"type": "string", "enum": STATES}, description="review state"),
         Param("result", {"type": "string", "enum": ["match", "unknown", "no_face"]}),
+        Param("person_id", ID),
         Param("since", {"type": "number"}, description="UNIX time"),
         Param("until", {"type": "number"}, description="UNIX time"),
         Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, default=50),
@@ -75,6 +68,7 @@ async def get_decisions(request: web.Request) -> web.Response:
         list_name=q["list"],
         status=q["status"],
         result=q["result"],
+        person_id=q["person_id"],
         since=q["since"],
         until=q["until"],
         limit=q["limit"],
@@ -83,11 +77,11 @@ async def get_decisions(request: web.Request) -> web.Response:
     return web.json_response({"items": [decision_json(r) for r in items], "total": total})
 
 
-def _get(request: web.Request) -> Any:
+def _get(request: web.Request) -> DecisionRecord:
     decision_id = request[QUERY]["decision_id"]
     try:
         return _records(request).get(decision_id)
-    except (KeyError, LookupError, FaceWatchlistError):
+    except StoreError:
         raise not_found(f"decision with id {decision_id}") from None
 
 
@@ -96,7 +90,7 @@ def _get(request: web.Request) -> Any:
     "/api/decisions/{decision_id}",
     "One decision",
     "decisions",
-    params=(Param("decision_id", ID, "path"),),
+    params=DECISION_ID,
     responses={200: Response("the decision", ref("Decision"))},
 )
 async def get_decision(request: web.Request) -> web.Response:
@@ -106,9 +100,9 @@ async def get_decision(request: web.Request) -> web.Response:
 async def _evidence(request: web.Request, kind: str) -> web.Response:
     record = _get(request)
     try:
-        data = _records(request).evidence(record.id, kind)
-    except (KeyError, LookupError, FileNotFoundError, FaceWatchlistError):
-        raise not_found(f"{kind} evidence for decision {record.id}") from None
+        data = _records(request).evidence(record.id, "face" if kind == "face" else "snapshot")
+    except StoreError as err:
+        raise ApiError(404, "not_found", str(err)) from None
     return web.Response(
         body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
     )
@@ -119,7 +113,7 @@ async def _evidence(request: web.Request, kind: str) -> web.Response:
     "/api/decisions/{decision_id}/face.jpg",
     "The probe face (a loose crop)",
     "decisions",
-    params=(Param("decision_id", ID, "path"),),
+    params=DECISION_ID,
     responses={200: JPEG},
 )
 async def get_face(request: web.Request) -> web.Response:
@@ -131,7 +125,7 @@ async def get_face(request: web.Request) -> web.Response:
     "/api/decisions/{decision_id}/snapshot.jpg",
     "The snapshot with the face boxed",
     "decisions",
-    params=(Param("decision_id", ID, "path"),),
+    params=DECISION_ID,
     responses={200: JPEG},
 )
 async def get_snapshot(request: web.Request) -> web.Response:
@@ -141,34 +135,49 @@ async def get_snapshot(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/api/decisions/{decision_id}/review",
-    "Confirm or reject a match",
+    "Confirm or reject a match (a rejection stops this face matching this person again; a "
+    "confirmation with add_template enrols the probe face as a new photo of the person)",
     "decisions",
-    params=(Param("decision_id", ID, "path"),),
+    params=DECISION_ID,
     body=REVIEW,
     responses={
-        200: Response("the decision with its new review_state", ref("Decision")),
-        409: Response("not a match"),
+        200: Response("the decision with its new review_state (and `template` when asked)", ref("Decision")),
+        409: Response("not a match, or already reviewed"),
     },
 )
 async def review(request: web.Request) -> web.Response:
-    record, body = _get(request), request[BODY]
-    if getattr(record, "result", None) != "match":
-        raise ApiError(409, "not_a_match", "only a match can be reviewed")
-    service = service_of(request)
-    reviewer = actor(request)
-    add_template = bool(body.get("add_template", False))
-    review_with = getattr(service, "review", None)  # the service also tells MQTT and open pages
+    record, body, service = _get(request), request[BODY], service_of(request)
+    action, add_template = body["action"], bool(body.get("add_template", False))
     try:
-        if review_with is not None:
-            updated = await review_with(record.id, body["action"], reviewer, add_template=add_template)
-        else:
-            updated = _records(request).review(record.id, body["action"], reviewer, add_template=add_template)
-    except FaceWatchlistError as err:
+        updated = await service.review(record.id, action, actor(request))
+    except StoreError as err:
         raise ApiError(409, "conflict", str(err)) from None
+    audit.record(request, f"decision.{action}", f"decision:{record.id}", {"person_id": record.person_id})
+    out = decision_json(updated)
+    if action == "confirm" and add_template:
+        out["template"] = await _add_template(request, updated)
+    return web.json_response(out)
+
+
+async def _add_template(request: web.Request, record: DecisionRecord) -> dict[str, Any]:
+    """The confirmed face becomes an enrolment photo: its loose crop goes through the same
+    enrolment checks as an upload (a face too poor to enrol is reported, the review stands)."""
+    service, store = service_of(request), service_of(request).gallery.store
+    try:
+        crop = service.records.evidence(record.id, "face")
+        person = store.get_person(record.person_id or 0)
+        lists = store.person_lists(person.id)
+        if not lists:
+            raise ApiError(409, "conflict", f"{person.display_name} is on no list")
+        done = await WebEnroller(service, "review").enrol_bytes(
+            person, lists[0], crop, f"decision:{record.id}"
+        )
+    except (ApiError, StoreError) as err:
+        return {"added": False, "reason": err.message if isinstance(err, ApiError) else str(err)}
     audit.record(
-        request, f"decision.{body['action']}", f"decision:{record.id}", {"add_template": add_template}
+        request, "photo.enrol", f"person:{person.id}", {"photo_id": done.photo_id, "decision": record.id}
     )
-    return web.json_response(decision_json(updated))
+    return {"added": True, "photo_id": done.photo_id, "advice": done.advice}
 
 
 @api.route(

@@ -368,7 +368,7 @@ async def _read_capped(part: BodyPartReader) -> bytes:
 async def photo_from_event(request: web.Request) -> web.Response:
     service, store, body = service_of(request), _store(request), request[BODY]
     person = _person(store, request[QUERY]["person_id"])
-    client = getattr(service, "frigate_client", None)
+    client = service.frigate_client
     if client is None:
         raise ApiError(503, "unavailable", "the service is not connected to Frigate")
     try:

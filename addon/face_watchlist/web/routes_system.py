@@ -16,7 +16,6 @@ from face_watchlist.gallery.store import StoreError
 from face_watchlist.web import audit
 from face_watchlist.web.context import IMPORTS_KEY, actor, service_of
 from face_watchlist.web.errors import ApiError, not_found
-from face_watchlist.web.routes_decisions import _is_instance
 from face_watchlist.web.schemas import IMPORT_UPLOAD
 from face_watchlist.web.spec import QUERY, Param, Response, Routes, ref
 
@@ -101,8 +100,14 @@ async def get_audit(request: web.Request) -> web.Response:
     found = audit.entries(request, q["since"], q["until"], q["limit"])
     if found is None:
         raise ApiError(503, "unavailable", "the audit log is not available in this service")
-    items = [dataclasses.asdict(e) if _is_instance(e) else dict(e) for e in found]
+    items = [_as_dict(e) for e in found]
     return web.json_response({"items": items}, dumps=_dumps)
+
+
+def _as_dict(entry: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        return dataclasses.asdict(entry)
+    return dict(entry)
 
 
 def _dumps(value: Any) -> str:

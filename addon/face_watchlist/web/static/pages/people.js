@@ -46,7 +46,7 @@ function personForm(lists, onCreated) {
   const photo = h('input', { type: 'file', accept: 'image/jpeg,image/png,image/webp', id: 'person-photo' });
   return h('form', { class: 'stack card', onsubmit: async (e) => {
     e.preventDefault();
-    const submit = e.submitter;
+    const submit = e.currentTarget.querySelector('button');
     submit.disabled = true;
     try {
       const person = await api('api/people', { method: 'POST', json: { display_name: name.value, list: list.value, external_id: external.value || null } });

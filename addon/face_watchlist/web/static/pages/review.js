@@ -49,7 +49,7 @@ export async function render(view, { onPush }) {
     queue.replaceChildren(...pending.items.map((d, i) => card(d, faces[i], reload)));
     if (!pending.items.length) queue.append(h('p', { class: 'muted' }, 'Nothing to review.'));
     const recent = [...confirmed.items, ...rejected.items]
-      .sort((a, b) => String(b.reviewed_at).localeCompare(String(a.reviewed_at)));
+      .sort((a, b) => (b.reviewed_at ?? 0) - (a.reviewed_at ?? 0));
     done.replaceChildren(...recent.map((d) => h('li', { class: 'card' },
       h('span', { class: `badge ${d.review_state}` }, d.review_state), ` ${d.person} on ${d.camera}`,
       h('span', { class: 'muted' }, ` by ${d.reviewer ?? '?'}, ${when(d.reviewed_at)}`))));
