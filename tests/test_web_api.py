@@ -218,3 +218,105 @@ async def test_settings_are_redacted(tmp_path: Path, pipeline: FacePipeline, mod
         assert response.status == 200
         assert "mqtt-secret" not in text and "frigate-secret" not in text and "s3cret" not in text  # noqa: PT018
         assert (await response.json())["mqtt"]["password"] == "**redacted**"
+
+
+async def _seed_match(web: Api, photo: Path, person_id: int, camera: str = "front_door") -> int:
+    """A recorded match with real evidence: the photo as snapshot, its face box and embedding."""
+    import asyncio
+
+    from face_watchlist.faces.images import decode_image
+    from face_watchlist.gallery.records import Evidence
+
+    data = photo.read_bytes()
+    (face,) = await asyncio.to_thread(web.service.pipeline.analyse, decode_image(data))
+    watch_list = web.store.person_lists(person_id)[0]
+    record = web.service.records.add(
+        event_id=f"{photo.stem}-{camera}",
+        camera=camera,
+        result="match",
+        attempts=1,
+        person_id=person_id,
+        list_id=watch_list.id,
+        score=0.7,
+        margin=0.3,
+        false_match_rate=1e-6,
+        review_state="pending_review",
+        evidence=Evidence(data, face.detection.box, face.embedding, web.service.gallery.spec.name),
+    )
+    return record.id
+
+
+async def test_decisions_evidence_and_review_feed_back(web: Api) -> None:
+    c = web.client
+    await _json(await c.post("/api/lists", json={"name": "registry"}, headers=AUTH), 201)
+    person = await _json(
+        await c.post("/api/people", json={"display_name": "John Savage", "list": "registry"}, headers=AUTH),
+        201,
+    )
+    form = aiohttp.FormData()
+    form.add_field("photo", (JOHNS / "John_Savage" / "001.jpg").read_bytes(), filename="a.jpg")
+    await _json(await c.post(f"/api/people/{person['id']}/photos", data=form, headers=AUTH), 201)
+    first = await _seed_match(web, JOHNS / "John_Savage" / "002.jpg", person["id"])
+    second = await _seed_match(web, JOHNS / "John_Savage" / "003.jpg", person["id"], camera="gate")
+    web.service.records.add(event_id="x", camera="gate", result="unknown", attempts=1)
+
+    page = await _json(await c.get("/api/decisions", params={"status": "pending_review"}, headers=AUTH), 200)
+    assert page["total"] == 2
+    assert page["items"][0]["evidence"]["face"] == f"/api/decisions/{second}/face.jpg"
+    gate = await _json(
+        await c.get("/api/decisions", params={"camera": "gate", "limit": 1}, headers=AUTH), 200
+    )
+    assert (gate["total"], len(gate["items"]), gate["items"][0]["result"]) == (2, 1, "unknown")
+    for kind in ("face.jpg", "snapshot.jpg"):
+        image = await c.get(f"/api/decisions/{first}/{kind}", headers=AUTH)
+        assert image.status == 200 and image.content_type == "image/jpeg"  # noqa: PT018
+    assert (await _json(await c.get("/api/decisions/9999/face.jpg", headers=AUTH), 404))[
+        "error"
+    ] == "not_found"
+
+    rejections = web.store.counts()["rejections"]
+    rejected = await _json(
+        await c.post(f"/api/decisions/{first}/review", json={"action": "reject"}, headers=AUTH), 200
+    )
+    assert (rejected["review_state"], rejected["reviewer"]) == ("rejected", "token")
+    assert web.store.counts()["rejections"] == rejections + 1  # the same pairing stops alerting
+    again = await _json(
+        await c.post(f"/api/decisions/{first}/review", json={"action": "confirm"}, headers=AUTH), 409
+    )
+    assert "already rejected" in again["message"]
+
+    confirmed = await _json(
+        await c.post(
+            f"/api/decisions/{second}/review", json={"action": "confirm", "add_template": True}, headers=AUTH
+        ),
+        200,
+    )
+    assert confirmed["review_state"] == "confirmed"
+    assert confirmed["template"]["added"] is True, confirmed["template"]
+    detail = await _json(await c.get(f"/api/people/{person['id']}", headers=AUTH), 200)
+    assert detail["photos"] == 2
+    assert detail["enrolment"][1]["source"] == f"decision:{second}"
+    status = await _json(await c.get("/api/status", headers=AUTH), 200)
+    assert status["pending_reviews"] == 0
+
+
+async def test_the_stream_pushes_reviews(web: Api) -> None:
+    import asyncio
+
+    c = web.client
+    await _json(await c.post("/api/lists", json={"name": "registry"}, headers=AUTH), 201)
+    person = await _json(
+        await c.post("/api/people", json={"display_name": "John Savage", "list": "registry"}, headers=AUTH),
+        201,
+    )
+    decision = await _seed_match(web, JOHNS / "John_Savage" / "002.jpg", person["id"])
+    stream = await c.get("/api/stream", headers=AUTH)
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    assert b"event: hello" in await stream.content.readuntil(b"\n\n")
+    await _json(
+        await c.post(f"/api/decisions/{decision}/review", json={"action": "confirm"}, headers=AUTH), 200
+    )
+    frame = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 5)
+    assert frame.startswith(b"event: review\n")
+    assert b'"review_state":"confirmed"' in frame
+    stream.close()
