@@ -64,9 +64,12 @@ def people(
         params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     total = store.db.execute(f"SELECT COUNT(*) FROM people p {join} {clause}", params).fetchone()[0]
+    # the page's ids first: SQLite's sorter would otherwise run the per-person subqueries for every
+    # row it skips (page 100 of 10,000 people: 50 ms instead of 5)
     rows = store.db.execute(
-        f"SELECT {_PERSON_COLUMNS} FROM people p {join} {clause} "
-        "ORDER BY p.display_name, p.id LIMIT :limit OFFSET :offset",
+        f"SELECT {_PERSON_COLUMNS} FROM (SELECT p.id FROM people p {join} {clause} "
+        "ORDER BY p.display_name, p.id LIMIT :limit OFFSET :offset) AS page "
+        "JOIN people p ON p.id = page.id ORDER BY p.display_name, p.id",
         params,
     ).fetchall()
     return [person_json(r) for r in rows], int(total)
