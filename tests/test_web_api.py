@@ -320,3 +320,38 @@ async def test_the_stream_pushes_reviews(web: Api) -> None:
     assert frame.startswith(b"event: review\n")
     assert b'"review_state":"confirmed"' in frame
     stream.close()
+
+
+async def test_registry_import_job_reports_progress_and_rows(web: Api) -> None:
+    import asyncio
+    import io
+    import zipfile
+
+    c = web.client
+    await _json(await c.post("/api/lists", json={"name": "registry"}, headers=AUTH), 201)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(
+            "registry.csv",
+            "id,name,photo\nR1,John Salley,a.jpg\nR2,John Simm,b.jpg\nR3,,c.jpg\nR4,Nobody,../x.jpg\nR5,Missing,gone.jpg\n",
+        )
+        z.writestr("a.jpg", (JOHNS / "John_Salley" / "001.jpg").read_bytes())
+        z.writestr("b.jpg", (JOHNS / "John_Simm" / "001.jpg").read_bytes())
+    form = aiohttp.FormData()
+    form.add_field("list", "registry")
+    form.add_field("photos", archive.getvalue(), filename="registry.zip", content_type="application/zip")
+    job = await _json(await c.post("/api/imports", data=form, headers=AUTH), 202)
+    async with asyncio.timeout(60):
+        while job["state"] in ("queued", "running"):
+            await asyncio.sleep(0.2)
+            job = await _json(await c.get(f"/api/imports/{job['id']}", headers=AUTH), 200)
+    assert job["state"] == "done", job
+    assert (job["total"], job["done"]) == (3, 3)
+    assert job["counts"] == {"enrolled": 2, "skipped": 1}
+    assert [e.split(":")[0] for e in job["errors"]] == ["line 4", "line 5"]  # empty name, path outside
+    (missing,) = [r for r in job["rows"] if r["status"] == "skipped"]
+    assert missing["person"] == "Missing" and "gone.jpg" in missing["reason"]  # noqa: PT018
+    people = await _json(await c.get("/api/people", params={"list": "registry"}, headers=AUTH), 200)
+    assert sorted(p["external_id"] for p in people["items"]) == ["R1", "R2"]  # no empty "Missing" person
+    listed = await _json(await c.get("/api/imports", headers=AUTH), 200)
+    assert listed[0]["id"] == job["id"] and "rows" not in listed[0]  # noqa: PT018

@@ -1,10 +1,12 @@
 """The web's side of the audit log: every change made through the API is recorded with who made
-it (`ha:<user>` or `token`). The log itself (hash-chained) lives in `face_watchlist.trust.audit`."""
+it (`ha:<user>` or `token`). The log itself (hash-chained) is `face_watchlist.trust.audit`."""
 
 from __future__ import annotations
 
 import importlib
 import logging
+from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +17,8 @@ LOG = logging.getLogger(__name__)
 
 
 def _log(request: web.Request) -> Any | None:
-    try:  # the trust module is built in parallel; until it is present, changes are only logged
+    # built in parallel on the `trust` branch; until it is merged, changes are only logged
+    try:
         module = importlib.import_module("face_watchlist.trust.audit")
     except ImportError:
         return None
@@ -29,8 +32,14 @@ def record(request: web.Request, action: str, subject: str, details: dict[str, A
         log.append(actor(request), action, subject, details or {})
 
 
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")
+
+
 def entries(request: web.Request, since: float | None, until: float | None, limit: int) -> list[Any] | None:
+    """The newest `limit` entries in the range, newest first (the log reads oldest first)."""
     log = _log(request)
     if log is None:
         return None
-    return list(log.entries(since=since, until=until, limit=limit))
+    newest: deque[Any] = deque(log.iter_entries(_iso(since), _iso(until)), maxlen=limit)
+    return [entry.as_dict() for entry in reversed(newest)]

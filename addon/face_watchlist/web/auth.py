@@ -32,7 +32,7 @@ def identify(remote: str | None, headers: dict[str, str], token: str | None) -> 
     """Pure: the identity a request proves, or None."""
     if remote == INGRESS_PROXY and "X-Ingress-Path" in headers:
         user = headers.get("X-Remote-User-Name") or headers.get("X-Remote-User-Id") or "unknown"
-        return Identity(f"ha:{user}")
+        return Identity(f"ha:{user.strip()[:150] or 'unknown'}")
     auth = headers.get("Authorization", "")
     scheme, _, given = auth.partition(" ")
     if token and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode()):

@@ -100,14 +100,8 @@ async def get_audit(request: web.Request) -> web.Response:
     found = audit.entries(request, q["since"], q["until"], q["limit"])
     if found is None:
         raise ApiError(503, "unavailable", "the audit log is not available in this service")
-    items = [_as_dict(e) for e in found]
+    items = found
     return web.json_response({"items": items}, dumps=_dumps)
-
-
-def _as_dict(entry: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
-        return dataclasses.asdict(entry)
-    return dict(entry)
 
 
 def _dumps(value: Any) -> str:
