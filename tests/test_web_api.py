@@ -333,7 +333,8 @@ async def test_registry_import_job_reports_progress_and_rows(web: Api) -> None:
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr(
             "registry.csv",
-            "id,name,photo\nR1,John Salley,a.jpg\nR2,John Simm,b.jpg\nR3,,c.jpg\nR4,Nobody,../x.jpg\nR5,Missing,gone.jpg\n",
+            "id,name,photo\nR1,John Salley,a.jpg\nR2,John Simm,b.jpg\nR3,,c.jpg\n"
+            "R4,Nobody,../x.jpg\nR5,Missing,gone.jpg\n",
         )
         z.writestr("a.jpg", (JOHNS / "John_Salley" / "001.jpg").read_bytes())
         z.writestr("b.jpg", (JOHNS / "John_Simm" / "001.jpg").read_bytes())
