@@ -356,3 +356,30 @@ async def test_registry_import_job_reports_progress_and_rows(web: Api) -> None:
     assert sorted(p["external_id"] for p in people["items"]) == ["R1", "R2"]  # no empty "Missing" person
     listed = await _json(await c.get("/api/imports", headers=AUTH), 200)
     assert listed[0]["id"] == job["id"] and "rows" not in listed[0]  # noqa: PT018
+
+
+async def test_ui_is_bundled_and_follows_the_ingress_prefix(web: Api) -> None:
+    c = web.client
+    page = await c.get("/", headers={"X-Ingress-Path": "/api/hassio_ingress/abc_DEF-123"})
+    text = await page.text()
+    assert '<base href="/api/hassio_ingress/abc_DEF-123/">' in text
+    assert "connect-src 'self'" in page.headers["Content-Security-Policy"]
+    hostile = await (await c.get("/", headers={"X-Ingress-Path": '/x"><script>alert(1)</script>'})).text()
+    assert "<script>alert" not in hostile and '<base href="/">' in hostile  # noqa: PT018
+    # every script and stylesheet is served by us: no CDN, nothing fetched from elsewhere
+    for asset in re.findall(r'(?:src|href)="(ui/[^"]+)"', text):
+        assert (await c.get("/" + asset)).status == 200
+    for module in ("app.js", "api.js", "dom.js", "pages/review.js", "pages/people.js"):
+        source = await (await c.get(f"/ui/{module}")).text()
+        assert not re.search(r"https?://", source), module
+
+
+def test_bench_api_runs_on_a_small_database(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from face_watchlist.cli import main
+
+    assert main(["bench", "api", "--people", "300", "--decisions", "3000", "--requests", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["routes"]["people, page 100"]["p95_ms"] > 0
+    assert set(report["routes"]) >= {"lists", "decisions, pending review"}
