@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=30)
     p.add_argument("--rate", type=float, default=1.0, help="events per second in the steady phase")
     p.add_argument("--burst", type=int, default=60, help="events published at once to measure saturation")
+    p.add_argument("--soak", type=int, default=0, help="then this many events for memory growth (e.g. 10000)")
     p.add_argument("--json", type=Path)
     p = add("api", cmd_bench_api, "HTTP API list pages on a seeded registry-size database", bsub)
     p.add_argument("--people", type=int, default=10_000)
