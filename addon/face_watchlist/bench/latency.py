@@ -119,7 +119,9 @@ async def _measure(
         async def publish(event_id: str, photo: Path) -> None:
             event = sim.add_event(event_id, "front_door", photo.read_bytes(), box=BOX)
             if len(frames) < len(photos):
-                shot = render_snapshot(event, crop=False, height=None, quality=70, bbox=False, timestamp=False)
+                shot = render_snapshot(
+                    event, crop=False, height=None, quality=70, bbox=False, timestamp=False
+                )
                 frames.append(decode_image(shot))
             topic, payload = event_messages(event, "new")
             sent[event_id] = time.perf_counter()
