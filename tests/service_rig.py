@@ -37,6 +37,7 @@ async def rig(
     pipeline: FacePipeline,
     model_dir: Path,
     web_port: int = 0,
+    web_token: str | None = None,
     **watch: Any,
 ) -> AsyncIterator[Rig]:
     store = Store(tmp_path / "data")
@@ -52,7 +53,7 @@ async def rig(
             "data_dir": str(tmp_path / "data"),
             "faces": {"model_dir": str(model_dir)},
             "mqtt": {"port": port, "client_id": "fw-test"},
-            "web": {"port": web_port},
+            "web": {"port": web_port, "token": web_token},
             "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
             "watch": watch,
         }

@@ -3,6 +3,7 @@ the service's voluptuous schema, and the files the store and the image build nee
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 import struct
@@ -159,8 +160,16 @@ def _service_accepts(key: str, value: Any) -> bool:
     return True
 
 
+# keys whose add-on type is looser than the service's on purpose (the service checks at start-up)
+KEY_SAMPLES: dict[str, tuple[list[Any], list[Any]]] = {
+    "security.encryption_key": ([base64.urlsafe_b64encode(bytes(range(32))).decode()], []),
+}
+
+
 def _samples(key: str, base: str) -> tuple[list[Any], list[Any]]:
     """Values a Supervisor type lets through (its bounds, its choices) and values just outside."""
+    if key in KEY_SAMPLES:
+        return KEY_SAMPLES[key]
     if m := re.fullmatch(r"(int|float)\((\d[\d.]*)?,(\d[\d.]*)?\)", base):
         cast, step = (int, 1) if m.group(1) == "int" else (float, 0.01)
         low, high = m.group(2), m.group(3)

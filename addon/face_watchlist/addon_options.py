@@ -34,6 +34,8 @@ ADDON_OVERRIDES: Final[dict[str, tuple[str, object]]] = {
     "mqtt.port": ("port?", OMIT),
     # the Frigate add-on's hostname inside Home Assistant's network (repository hash + slug)
     "frigate.url": ("url", "http://ccab4aaf-frigate:5000"),
+    # off unless set: a 44-character key (`face-watchlist` validates its form at start-up)
+    "security.encryption_key": ("password?", OMIT),
 }
 
 SECRET_NAMES: Final = frozenset({"password", "token"})  # shown as password fields in the UI

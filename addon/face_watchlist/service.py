@@ -110,6 +110,17 @@ class Service:
         self.records = Records(gallery.store, settings.max_pixels)
         self.cameras: set[str] = set(watch["cameras"])
 
+    @property
+    def models_lock(self) -> asyncio.Lock:
+        """Held around every inference (the detector is not thread-safe): live events and the web's
+        enrolments share the models."""
+        return self._models
+
+    @property
+    def frigate_client(self) -> FrigateClient | None:
+        """Frigate's API while the service runs (the web's "enrol from an event")."""
+        return self._frigate
+
     # intake --------------------------------------------------------------------------------
 
     def on_message(self, topic: str, payload: bytes) -> None:

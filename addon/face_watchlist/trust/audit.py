@@ -295,6 +295,20 @@ class AuditLog:
                 return
             params[0] = int(rows[-1][0])
 
+    def newest(self, limit: int, since: str | None = None, until: str | None = None) -> list[AuditEntry]:
+        """The last `limit` entries in the range, newest first (one indexed query: the audit page)."""
+        where, params = ["seq > 0"], []
+        if since:
+            where.append("time >= ?")
+            params.append(parse_time(since))
+        if until:
+            where.append("time < ?")
+            params.append(parse_time(until))
+        query = (
+            f"SELECT {', '.join(COLUMNS)} FROM audit WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+        )
+        return [_entry(tuple(r)) for r in self.db.execute(query, (*params, limit))]
+
     def entries(
         self,
         since: str | None = None,
