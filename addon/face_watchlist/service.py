@@ -35,7 +35,7 @@ from face_watchlist.frigate.client import FrigateClient, FrigateError
 from face_watchlist.frigate.events import FrigateEvent, Refused, parse_event
 from face_watchlist.frigate.tracker import Filters, Step, Tracker
 from face_watchlist.gallery.gallery import Candidates, Gallery
-from face_watchlist.gallery.records import DecisionRecord, Evidence, Records, ReviewAction, face_crop
+from face_watchlist.gallery.records import DecisionRecord, Evidence, Records, ReviewAction, crop_jpeg
 from face_watchlist.gallery.store import Store
 from face_watchlist.outputs.messages import (
     DecisionMessage,
@@ -53,6 +53,7 @@ from face_watchlist.web.app import make_app
 LOG = logging.getLogger(__name__)
 WORKERS = 2
 PUBLISH_TIMEOUT_S = 3.0
+STATUS_EVERY_S, STATUS_MIN_GAP_S = 60.0, 1.0
 PERSON_PAD = 0.15  # around Frigate's person box: the box lags a moving person a little
 Listener = Callable[[str, dict[str, Any]], None]
 _Box = tuple[float, float, float, float]
@@ -65,6 +66,7 @@ class _Look:
     embedding: np.ndarray
     box: _Box
     picture: bytes
+    face: bytes  # the evidence crop (JPEG), made while the picture was decoded anyway
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Service:
         self._frigate: FrigateClient | None = None
         self._models = asyncio.Lock()
         self._listeners: list[Listener] = []
+        self._status_changed = asyncio.Event()
         self.records = Records(gallery.store, settings.max_pixels)
         self.cameras: set[str] = set(watch["cameras"])
 
@@ -214,15 +217,32 @@ class Service:
         timing["match_ms"] = round((time.perf_counter() - start) * 1000, 1)
         sighting.faces += len(looks or [])
 
-    async def _looks(self, event_id: str, data: bytes, box: _Box | None = None) -> list[_Look] | None:
-        """The usable faces in a picture (None: not a picture we can read)."""
+    async def _looks(self, event_id: str, data: bytes, person: _Box | None = None) -> list[_Look] | None:
+        """The usable faces in a picture (None: not a picture we can read). Only the models run
+        under the lock: decoding and cropping overlap with the other worker's inference."""
         try:
+            image, picture = await asyncio.to_thread(self._prepare, data, person)
             async with self._models:  # the detector is not thread-safe: one inference at a time
-                return await asyncio.to_thread(self._embed, data, box)
+                faces = await asyncio.to_thread(self.pipeline.analyse, image, True, person is not None)
+            usable = [f for f in faces if f.embedding is not None and self.settings.gate.passes(f.quality)]
+            crops = await asyncio.to_thread(lambda: [crop_jpeg(image, f.detection.box) for f in usable])
         except ImageError as err:
             self.counters["bad_images"] += 1
             LOG.warning("unusable picture for %s: %s", event_id, err)
             return None
+        return [
+            _Look(f.embedding, f.detection.box, picture, crop)
+            for f, crop in zip(usable, crops, strict=True)
+            if f.embedding is not None
+        ]
+
+    def _prepare(self, data: bytes, person: _Box | None) -> tuple[np.ndarray, bytes]:
+        """Runs in a thread: decode, and crop around the person (then the crop is the evidence)."""
+        image = decode_image(data, self.settings.max_pixels)
+        if person is None:
+            return image, data
+        image = person_crop(image, person)
+        return image, encode_jpeg(image)
 
     async def _latest_frame_looks(self, event: FrigateEvent, timing: dict[str, float]) -> list[_Look]:
         """No usable face in the snapshot: look around the person in the camera's current full
@@ -242,20 +262,6 @@ class Service:
         looks = await self._looks(event.id, frame, event.box) or []
         self.counters["latest_frame_faces"] += bool(looks)
         return looks
-
-    def _embed(self, data: bytes, person: _Box | None = None) -> list[_Look]:
-        """Runs in a worker thread: decode, (crop around the person), detect, gate, embed.
-        Nothing is written anywhere."""
-        image = decode_image(data, self.settings.max_pixels)
-        if person is not None:
-            image = person_crop(image, person)
-            data = encode_jpeg(image)  # the evidence is the crop the face was found in
-        faces = self.pipeline.analyse(image, pad_retry=person is not None)
-        return [
-            _Look(f.embedding, f.detection.box, data)
-            for f in faces
-            if f.embedding is not None and self.settings.gate.passes(f.quality)
-        ]
 
     def _message(
         self, event: FrigateEvent, sighting: _Sighting, final: bool, timing: dict[str, float], received: float
@@ -299,13 +305,7 @@ class Service:
         if message.result == "match" and message.person_id is not None:
             look = _evidence_look(sighting, message.person_id)
             if look is not None:
-                try:
-                    crop = await asyncio.to_thread(
-                        face_crop, look.picture, look.box, self.settings.max_pixels
-                    )
-                    evidence = Evidence(look.picture, look.box, look.embedding, self.gallery.spec.name, crop)
-                except ImageError as err:  # decoded once already: should not happen
-                    LOG.warning("no evidence crop for %s: %s", message.event_id, err)
+                evidence = Evidence(look.picture, look.box, look.embedding, self.gallery.spec.name, look.face)
         try:
             record = self.records.add(
                 event_id=message.event_id,
@@ -347,7 +347,7 @@ class Service:
             topics.append((person_topic(message.person_id), True))
         self._notify("decision", message.as_dict())
         await self._send(topics, payload)
-        await self.publish_status()
+        self._status_changed.set()
 
     async def _send(self, topics: list[tuple[str, bool]], payload: bytes) -> None:
         if self._client is None:
@@ -363,6 +363,17 @@ class Service:
 
     async def publish_status(self) -> None:
         await self._send([(status_topic(), True)], dumps(self.status()))
+
+    async def _status_loop(self) -> None:
+        """The retained status: after changes at most once a second (counting reviews and
+        matches is a few queries: not for every decision of a burst), and every minute anyway."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_changed.wait(), STATUS_EVERY_S)
+            self._status_changed.clear()
+            if self._client is not None:
+                await self.publish_status()
+            await asyncio.sleep(STATUS_MIN_GAP_S)
 
     def add_listener(self, listener: Listener) -> None:
         """Called on the event loop with ("decision" | "review", message dict): the web UI's push."""
@@ -391,7 +402,7 @@ class Service:
         }
         self._notify("review", payload)
         await self._send([(reviews_topic(), False)], dumps(payload))
-        await self.publish_status()
+        self._status_changed.set()
         return record
 
     def status(self) -> dict[str, Any]:
@@ -426,6 +437,7 @@ class Service:
             # two workers: one fetches from Frigate while the other runs the models
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
+            workers.append(asyncio.create_task(self._status_loop()))
             web_runner = await self._start_web()
             try:
                 backoff = 1.0
@@ -480,6 +492,7 @@ class Service:
             prefix = self.settings.frigate["topic_prefix"]
             await client.subscribe([(f"{prefix}/events", 1), (f"{prefix}/available", 1)])
             await client.publish(available_topic(), b"online", qos=1, retain=True)
+            self._status_changed.set()  # the status on (re)connect
             LOG.info("listening to %s/events on %s:%s", prefix, mqtt["host"], mqtt["port"])
             messages = asyncio.ensure_future(self._consume(client))
             try:

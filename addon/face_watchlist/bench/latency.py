@@ -202,9 +202,13 @@ async def _soak(
     warm_at = max(1, count // 10)
     rss_warm = _rss_mb()
     start = time.perf_counter()
+    oldest = 0  # every event before this one has its decision
     for n in range(count):
-        while n - sum(1 for i in range(max(0, n - window * 2), n) if f"m{i}" in arrived) >= window:
-            await asyncio.sleep(0.002)
+        while n - oldest >= window:
+            while oldest < n and f"m{oldest}" in arrived:
+                oldest += 1
+            if n - oldest >= window:
+                await asyncio.sleep(0.002)
         await publish(f"m{n}", photos[n % len(photos)])
         if n == warm_at:
             gc.collect()

@@ -65,14 +65,17 @@ class Evidence:
 
 def face_crop(snapshot: bytes, box: tuple[float, float, float, float], max_pixels: int) -> bytes:
     """A loose JPEG crop around the face, at most CROP_MAX_PX on its long side."""
-    image = decode_image(snapshot, max_pixels)
+    return crop_jpeg(decode_image(snapshot, max_pixels), box)
+
+
+def crop_jpeg(image: np.ndarray, box: tuple[float, float, float, float]) -> bytes:
     x1, y1, x2, y2 = box
     pad = CROP_MARGIN * max(x2 - x1, y2 - y1)
     h, w = image.shape[:2]
     left, top = max(int(x1 - pad), 0), max(int(y1 - pad), 0)
     right, bottom = min(int(x2 + pad), w), min(int(y2 + pad), h)
     if right <= left or bottom <= top:
-        raise ImageError("the face box lies outside the snapshot")
+        raise ImageError("the face box lies outside the picture")
     crop = image[top:bottom, left:right]
     scale = CROP_MAX_PX / max(crop.shape[:2])
     if scale < 1:
