@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ from face_watchlist.frigate.tracker import Filters, Step, Tracker
 from face_watchlist.gallery.gallery import Candidates, Gallery
 from face_watchlist.gallery.records import DecisionRecord, Evidence, Records, ReviewAction, crop_jpeg
 from face_watchlist.gallery.store import Store
+from face_watchlist.outputs.base import Output
 from face_watchlist.outputs.messages import (
     DecisionMessage,
     available_topic,
@@ -92,8 +93,11 @@ class _Job:
 
 
 class Service:
-    def __init__(self, settings: Settings, pipeline: FacePipeline, gallery: Gallery) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: FacePipeline, gallery: Gallery, outputs: Sequence[Output] = ()
+    ) -> None:
         self.settings, self.pipeline, self.gallery = settings, pipeline, gallery
+        self.outputs = list(outputs)
         watch = settings.watch
         self.tracker = Tracker(
             Filters(frozenset(watch["cameras"]), frozenset(watch["zones"]), frozenset(watch["labels"])),
@@ -379,7 +383,19 @@ class Service:
         """Called on the event loop with ("decision" | "review", message dict): the web UI's push."""
         self._listeners.append(listener)
 
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """For outputs: one message, QoS 1; False when the broker is away."""
+        before = self.counters["publish_errors"]
+        await self._send([(topic, retain)], payload)
+        return self.counters["publish_errors"] == before
+
     def _notify(self, kind: str, data: dict[str, Any]) -> None:
+        for output in self.outputs:
+            try:
+                output.notify(kind, data)
+            except Exception:  # an output must not stop the decisions
+                self.counters[f"output_errors_{output.name}"] += 1
+                LOG.exception("output %s failed on a %s", output.name, kind)
         for listener in list(self._listeners):
             try:
                 listener(kind, data)
@@ -438,6 +454,7 @@ class Service:
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
             workers.append(asyncio.create_task(self._status_loop()))
+            workers += [asyncio.create_task(self._run_output(output)) for output in self.outputs]
             web_runner = await self._start_web()
             try:
                 backoff = 1.0
@@ -466,6 +483,16 @@ class Service:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
 
+    async def _run_output(self, output: Output) -> None:
+        while True:  # a crashed output loop restarts: the service outlives its outputs' bugs
+            try:
+                await output.run(self)
+                return
+            except Exception:
+                self.counters[f"output_errors_{output.name}"] += 1
+                LOG.exception("output %s stopped; restarting it in 5 s", output.name)
+                await asyncio.sleep(5)
+
     async def _start_web(self) -> web.AppRunner | None:
         options = self.settings.web
         if not options["port"]:
@@ -490,9 +517,16 @@ class Service:
         ) as client:
             self._client = client
             prefix = self.settings.frigate["topic_prefix"]
-            await client.subscribe([(f"{prefix}/events", 1), (f"{prefix}/available", 1)])
+            topics = [f"{prefix}/events", f"{prefix}/available", *self._output_topics()]
+            await client.subscribe([(topic, 1) for topic in topics])
             await client.publish(available_topic(), b"online", qos=1, retain=True)
             self._status_changed.set()  # the status on (re)connect
+            for output in self.outputs:
+                try:
+                    await output.connected(self)
+                except Exception:
+                    self.counters[f"output_errors_{output.name}"] += 1
+                    LOG.exception("output %s failed after connecting", output.name)
             LOG.info("listening to %s/events on %s:%s", prefix, mqtt["host"], mqtt["port"])
             messages = asyncio.ensure_future(self._consume(client))
             try:
@@ -506,10 +540,23 @@ class Service:
                 messages.cancel()
                 self._client = None
 
+    def _output_topics(self) -> list[str]:
+        return [topic for output in self.outputs for topic in output.topics]
+
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            self.on_message(str(message.topic), payload)
+            topic = str(message.topic)
+            for output in self.outputs:
+                if topic in output.topics:
+                    try:
+                        output.message(topic, payload)
+                    except Exception:
+                        self.counters[f"output_errors_{output.name}"] += 1
+                        LOG.exception("output %s failed on a message", output.name)
+                    break
+            else:
+                self.on_message(topic, payload)
 
 
 def _top(candidates: Candidates) -> float:
