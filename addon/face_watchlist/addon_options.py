@@ -25,7 +25,18 @@ OMIT: Final = object()  # no entry in the add-on's default options (the key is o
 
 # Set by the add-on itself, never by the user: state lives under /data, the HTTP server listens on
 # the ingress port, the API token is generated once and handed to the integration by discovery.
-MANAGED: Final = frozenset({"data_dir", "faces.model_dir", "web.host", "web.port", "web.token"})
+# Home Assistant's API is the Supervisor's proxy, authorised by the add-on's SUPERVISOR_TOKEN.
+MANAGED: Final = frozenset(
+    {
+        "data_dir",
+        "faces.model_dir",
+        "web.host",
+        "web.port",
+        "web.token",
+        "homeassistant.url",
+        "homeassistant.token",
+    }
+)
 
 # Keys whose add-on form differs from the service's on purpose: (type, default or OMIT).
 ADDON_OVERRIDES: Final[dict[str, tuple[str, object]]] = {

@@ -71,7 +71,8 @@ async def run_addon(data_dir: Path, supervisor_url: str, supervisor_token: str |
         else:
             mqtt = await supervisor.mqtt_service()
             LOG.info("MQTT broker from the Supervisor: %s:%d", mqtt.host, mqtt.port)
-        settings = load_settings(service_config(options, mqtt, info, data_dir, token))
+        core = (f"{supervisor_url.rstrip('/')}/core", supervisor_token)
+        settings = load_settings(service_config(options, mqtt, info, data_dir, token, core=core))
         await asyncio.to_thread(ensure_pack, settings)
         if await supervisor.core_running():
             LOG.info("Home Assistant Core's API answers through the Supervisor")

@@ -80,6 +80,31 @@ FRIGATE_SCHEMA = vol.Schema(
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
         vol.Optional("write_sub_label", default=False): bool,
+        # match: on every match; confirmed: once people may act on it (an immediate list's alert,
+        # or a review_first match after a reviewer confirmed it)
+        vol.Optional("sub_label_when", default="confirmed"): vol.In(["confirmed", "match"]),
+        # replace a sub_label that Frigate's own face recognition or a person wrote
+        vol.Optional("sub_label_overwrite", default=False): bool,
+    }
+)
+
+# what goes to Home Assistant: MQTT discovery (while the custom integration is not set up) and
+# Core events through its REST API
+OUTPUTS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("discovery", default=True): bool,
+        vol.Optional("discovery_prefix", default="homeassistant"): vol.All(str, vol.Match(r"^[^#+]+$")),
+        vol.Optional("ha_events", default=True): bool,
+        # where evidence links in HA events point (the service's HTTP address); empty: API paths
+        vol.Optional("evidence_base_url", default=None): vol.Any(None, vol.Url()),
+    }
+)
+
+# Home Assistant Core's REST API; the add-on sets both (the Supervisor's proxy and its token)
+HOMEASSISTANT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("url", default=None): vol.Any(None, vol.Url()),
+        vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=1))),
     }
 )
 
@@ -122,6 +147,8 @@ SCHEMA = vol.Schema(
         vol.Optional("watch", default={}): WATCH_SCHEMA,
         vol.Optional("web", default={}): WEB_SCHEMA,
         vol.Optional("security", default={}): SECURITY_SCHEMA,
+        vol.Optional("outputs", default={}): OUTPUTS_SCHEMA,
+        vol.Optional("homeassistant", default={}): HOMEASSISTANT_SCHEMA,
     }
 )
 
@@ -138,6 +165,8 @@ class Settings:
     watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
     web: dict[str, Any] = field(default_factory=lambda: WEB_SCHEMA({}))
     security: dict[str, Any] = field(default_factory=lambda: SECURITY_SCHEMA({}))
+    outputs: dict[str, Any] = field(default_factory=lambda: OUTPUTS_SCHEMA({}))
+    homeassistant: dict[str, Any] = field(default_factory=lambda: HOMEASSISTANT_SCHEMA({}))
 
     def cipher(self) -> Cipher | None:
         key = self.security.get("encryption_key")
@@ -165,6 +194,8 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         watch=conf["watch"],
         web=conf["web"],
         security=conf["security"],
+        outputs=conf["outputs"],
+        homeassistant=conf["homeassistant"],
     )
 
 

@@ -38,6 +38,7 @@ from face_watchlist.gallery.gallery import Candidates, Gallery
 from face_watchlist.gallery.records import DecisionRecord, Evidence, Records, ReviewAction, crop_jpeg
 from face_watchlist.gallery.store import Store
 from face_watchlist.outputs.base import Output
+from face_watchlist.outputs.build import build_outputs
 from face_watchlist.outputs.messages import (
     DecisionMessage,
     available_topic,
@@ -541,21 +542,20 @@ class Service:
                 self._client = None
 
     def _output_topics(self) -> list[str]:
-        return [topic for output in self.outputs for topic in output.topics]
+        return list(dict.fromkeys(topic for output in self.outputs for topic in output.topics))
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             topic = str(message.topic)
-            for output in self.outputs:
-                if topic in output.topics:
-                    try:
-                        output.message(topic, payload)
-                    except Exception:
-                        self.counters[f"output_errors_{output.name}"] += 1
-                        LOG.exception("output %s failed on a message", output.name)
-                    break
-            else:
+            listeners = [output for output in self.outputs if topic in output.topics]
+            for output in listeners:  # several outputs may follow one topic (the integration's marker)
+                try:
+                    output.message(topic, payload)
+                except Exception:
+                    self.counters[f"output_errors_{output.name}"] += 1
+                    LOG.exception("output %s failed on a message", output.name)
+            if not listeners:
                 self.on_message(topic, payload)
 
 
@@ -593,7 +593,11 @@ def open_service(settings: Settings) -> tuple[Service, Store]:
     pipeline = FacePipeline.load(settings.model_dir, settings.pipeline)
     store = Store(settings.data_dir, cipher=settings.cipher())
     try:
-        return Service(settings, pipeline, Gallery(store, get_pack(settings.pipeline.pack))), store
+        service = Service(settings, pipeline, Gallery(store, get_pack(settings.pipeline.pack)))
+        service.outputs = build_outputs(
+            settings, lambda decision_id: service.records.evidence(decision_id, "face")
+        )
+        return service, store
     except FaceWatchlistError:
         store.close()
         raise

@@ -92,9 +92,18 @@ def user_broker(options: dict[str, Any]) -> bool:
 
 
 def service_config(
-    options: dict[str, Any], mqtt: MqttService | None, info: AddonInfo, data_dir: Path, token: str
+    options: dict[str, Any],
+    mqtt: MqttService | None,
+    info: AddonInfo,
+    data_dir: Path,
+    token: str,
+    *,
+    core: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The service's raw configuration (validated by config.SCHEMA) from the add-on's options."""
+    """The service's raw configuration (validated by config.SCHEMA) from the add-on's options.
+
+    `core`: Home Assistant Core's API through the Supervisor (its `/core` URL, SUPERVISOR_TOKEN).
+    """
     raw: dict[str, Any] = {
         key: dict(value) if isinstance(value, dict) else value for key, value in options.items()
     }
@@ -106,6 +115,8 @@ def service_config(
     raw["mqtt"] = broker
     # every interface: ingress (172.30.32.2, no token) and the integration (bearer token) both call in
     raw["web"] = {**(raw.get("web") or {}), "host": "0.0.0.0", "port": info.ingress_port, "token": token}
+    if core is not None:
+        raw["homeassistant"] = {"url": core[0], "token": core[1]}
     return raw
 
 
