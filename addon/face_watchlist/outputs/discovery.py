@@ -39,8 +39,8 @@ ANNOUNCED_TOPIC = f"{PREFIX}/discovery/devices"
 EVENT_TYPES = ("match", "review_needed", "unknown")
 ORIGIN = {
     "name": "Face Watchlist",
-    "sw": __version__,
-    "url": "https://github.com/face-watchlist/face-watchlist",
+    "sw_version": __version__,
+    "support_url": "https://github.com/face-watchlist/face-watchlist",
 }
 
 
