@@ -515,5 +515,3 @@ def test_build_outputs_from_the_settings() -> None:
     assert isinstance(outputs[2], HaEvents)
     assert outputs[2].url == "http://supervisor/core/api"
     assert [o.name for o in build_outputs(load_settings({"outputs": {"ha_events": False}}))] == ["discovery"]
-
-
