@@ -28,6 +28,8 @@ from addon_rig import (
     seed_data,
     wait_health,
 )
+from face_watchlist.config import load_settings
+from face_watchlist.outputs.build import build_outputs
 from face_watchlist.supervisor import (
     AddonInfo,
     MqttService,
@@ -98,6 +100,16 @@ def test_service_config_uses_the_supervisors_broker_unless_the_user_set_one(tmp_
     assert raw["mqtt"]["host"] == "broker.school.lan"
     assert raw["mqtt"]["username"] == "fw"
     assert "port" not in raw["mqtt"], "the service's default port applies"
+
+
+def test_service_config_reaches_home_assistant_through_the_supervisor(tmp_path: Path) -> None:
+    core = ("http://supervisor/core", SUPERVISOR_TOKEN)
+    raw = service_config(default_options(), None, INFO, tmp_path, "t" * 40, core=core)
+    assert raw["homeassistant"] == {"url": "http://supervisor/core", "token": SUPERVISOR_TOKEN}
+    settings = load_settings(raw)
+    events = [o for o in build_outputs(settings) if o.name == "ha_events"]
+    assert len(events) == 1
+    assert SUPERVISOR_TOKEN not in repr(events[0])
 
 
 def test_the_api_token_is_made_once_and_kept_private(tmp_path: Path) -> None:

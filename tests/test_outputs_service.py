@@ -69,12 +69,15 @@ async def test_a_decision_reaches_discovery_sub_label_and_ha_events(
         await frigate.publish(*available_message("online"), qos=1)
         decision = await _match(running, frigate, watcher, "1.0-obama")
         seen = time.monotonic()
-        assert decision["result"] == "match" and decision["review_state"] == "pending_review"
+        assert decision["result"] == "match"
+        assert decision["review_state"] == "pending_review"
         await until(lambda: len(home_assistant.fired) == 1, 20)
         ha_ms = (time.monotonic() - seen) * 1000
         kind, data = home_assistant.fired[0]
-        assert kind == "face_watchlist_match" and data["event_type"] == "review_needed"
-        assert data["person"] == decision["person"] and data["event_id"] == "1.0-obama"
+        assert kind == "face_watchlist_match"
+        assert data["event_type"] == "review_needed"
+        assert data["person"] == decision["person"]
+        assert data["event_id"] == "1.0-obama"
         assert (
             data["evidence_url"] == f"http://fw.local:8099/api/decisions/{decision['decision_id']}/face.jpg"
         )
