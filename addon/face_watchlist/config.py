@@ -113,6 +113,20 @@ SECURITY_SCHEMA = vol.Schema(
     {vol.Optional("encryption_key", default=lambda: os.environ.get(KEY_ENV) or None): vol.Any(None, _key)}
 )
 
+# How long each kind of data is kept (docs/responsible-use.md publishes this as a schedule).
+# Faces that match nobody are never stored, so they have no entry here.
+RETENTION_SCHEMA = vol.Schema(
+    {
+        # a match's face crop, snapshot and probe embedding, once reviewed (or an immediate alert)
+        vol.Optional("evidence_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # ... and while still waiting for a reviewer
+        vol.Optional("pending_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # decision rows (camera, time, result, person; no face) once their evidence is gone
+        vol.Optional("decisions_days", default=365): vol.All(vol.Coerce(float), vol.Range(min=1, max=36500)),
+        vol.Optional("purge_every_hours", default=6): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=168)),
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
@@ -122,6 +136,7 @@ SCHEMA = vol.Schema(
         vol.Optional("watch", default={}): WATCH_SCHEMA,
         vol.Optional("web", default={}): WEB_SCHEMA,
         vol.Optional("security", default={}): SECURITY_SCHEMA,
+        vol.Optional("retention", default={}): RETENTION_SCHEMA,
     }
 )
 
@@ -138,6 +153,7 @@ class Settings:
     watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
     web: dict[str, Any] = field(default_factory=lambda: WEB_SCHEMA({}))
     security: dict[str, Any] = field(default_factory=lambda: SECURITY_SCHEMA({}))
+    retention: dict[str, Any] = field(default_factory=lambda: RETENTION_SCHEMA({}))
 
     def cipher(self) -> Cipher | None:
         key = self.security.get("encryption_key")
@@ -165,6 +181,7 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         watch=conf["watch"],
         web=conf["web"],
         security=conf["security"],
+        retention=conf["retention"],
     )
 
 

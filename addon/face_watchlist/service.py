@@ -49,6 +49,7 @@ from face_watchlist.outputs.messages import (
     reviews_topic,
     status_topic,
 )
+from face_watchlist.trust.retention import purge
 from face_watchlist.web.app import make_app
 
 LOG = logging.getLogger(__name__)
@@ -454,6 +455,7 @@ class Service:
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
             workers.append(asyncio.create_task(self._status_loop()))
+            workers.append(asyncio.create_task(self._purge_loop()))
             workers += [asyncio.create_task(self._run_output(output)) for output in self.outputs]
             web_runner = await self._start_web()
             try:
@@ -482,6 +484,18 @@ class Service:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+
+    async def _purge_loop(self) -> None:
+        """The retention schedule, applied at start and every `purge_every_hours`."""
+        while True:
+            try:
+                counts = purge(self.records, self.settings.retention)
+                if any(counts.values()):
+                    LOG.info("retention purge: %s", counts)
+            except (FaceWatchlistError, OSError, sqlite3.Error) as err:
+                self.counters["purge_errors"] += 1
+                LOG.error("retention purge failed: %s", err)
+            await asyncio.sleep(self.settings.retention["purge_every_hours"] * 3600)
 
     async def _run_output(self, output: Output) -> None:
         while True:  # a crashed output loop restarts: the service outlives its outputs' bugs
