@@ -135,6 +135,7 @@ class Service:
         prefix = self.settings.frigate["topic_prefix"]
         if topic == f"{prefix}/available":
             self.frigate_up = payload.strip() == b"online"
+            self._status_changed.set()
             LOG.info("Frigate says it is %s", payload[:20].decode(errors="replace"))
             return
         try:
@@ -450,7 +451,14 @@ class Service:
         stop = stop or asyncio.Event()
         mqtt, frigate = self.settings.mqtt, self.settings.frigate
         async with aiohttp.ClientSession() as http:
-            self._frigate = FrigateClient(http, frigate["url"], frigate["username"], frigate["password"])
+            self._frigate = FrigateClient(
+                http,
+                frigate["url"],
+                frigate["username"],
+                frigate["password"],
+                # "Frigate unreachable" (or refusing our login) shows in the retained status at once
+                on_state=lambda _: self._status_changed.set(),
+            )
             # two workers: one fetches from Frigate while the other runs the models
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
