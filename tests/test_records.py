@@ -104,19 +104,33 @@ def test_reject_feeds_the_gallery_and_review_happens_once(store: Store) -> None:
         records.review(decision_id, "confirm", "token")
 
 
-def test_purge_keeps_pending_evidence_and_then_rows(store: Store) -> None:
+def test_purge_keeps_pending_evidence_longer_and_then_rows(store: Store) -> None:
     records = Records(store, 10**8)
     decision_id, _ = _match(store, records, when=1000.0)
-    assert records.purge_evidence(before=2000.0) == 0  # still waiting for a reviewer
+    assert records.purge_evidence(2000.0, 500.0) == 0  # still waiting for a reviewer
+    assert records.purge_evidence(2000.0, 1500.0, dry_run=True) == 1  # waited too long
     records.review(decision_id, "confirm", "token")
-    assert records.purge_evidence(before=2000.0, dry_run=True) == 1
+    assert records.purge_evidence(2000.0, 500.0, dry_run=True) == 1
     assert records.get(decision_id).has_evidence
-    assert records.purge_evidence(before=2000.0) == 1
+    assert records.purge_evidence(2000.0, 500.0) == 1
     assert not records.get(decision_id).has_evidence
     assert not any(p.is_file() for p in store.evidence_dir.rglob("*"))
     assert records.probe(decision_id) is None
     assert records.purge_decisions(before=2000.0) == 1
     assert records.query() == ([], 0)
+
+
+def test_sweep_removes_only_old_unnamed_evidence(store: Store) -> None:
+    records = Records(store, 10**8)
+    decision_id, _ = _match(store, records)
+    stray = store.evidence_dir / "9" / "9999-face.jpg"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"left by a crash")
+    assert records.sweep_evidence() == 0  # young: maybe a decision being recorded
+    assert records.sweep_evidence(grace_s=-1) == 1
+    assert not stray.exists()
+    assert records.get(decision_id).has_evidence
+    assert records.evidence(decision_id, "face")
 
 
 def test_deleting_a_person_deletes_their_evidence(store: Store) -> None:

@@ -137,6 +137,7 @@ async def test_frigate_failing_is_reported_not_fatal(
     (decision,) = await decisions(watcher, 1)
     assert decision["result"] == "no_face" and decision["faces_seen"] == 0  # noqa: PT018
     assert service.counters["frigate_errors"] >= 1
+    assert service.status()["frigate_api"] == "unreachable"  # said, not silent: also on the status topic
     sim.clear_faults()
     sim.inject("truncate", "snapshot")
     event = sim.add_event("6.0-truncated", "front_door", (PROBES / "obama1.jpg").read_bytes(), box=BOX)

@@ -170,6 +170,10 @@ async def test_upload_enrols_with_quality_and_refuses_bad_photos(web: Api, tmp_p
     photo = (JOHNS / "John_Savage" / "001.jpg").read_bytes()
     done = await _json(await c.post(url, data=form(photo), headers=AUTH), 201)
     assert done["quality"]["face_px"] > 32
+    # who did it is in the audit log, written by the store in the enrolment's own transaction
+    audit = await _json(await c.get("/api/audit", headers=AUTH), 200)
+    actions = {(e["action"], e["actor"]) for e in audit["items"]}
+    assert {("list.create", "token"), ("person.create", "token"), ("photo.enrol", "token")} <= actions
     assert (await _json(await c.post(url, data=form(photo), headers=AUTH), 409))["error"] == "duplicate"
     assert (await _json(await c.post(url, data=form(b"GIF89a...."), headers=AUTH), 415))[
         "error"

@@ -1,4 +1,5 @@
-"""The trust commands: `audit verify|list|export|head`, `calibrate`, `bench audit`."""
+"""The trust commands: `audit verify|list|export|head`, `purge`, `person export|delete`, `calibrate`,
+`bench audit`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from face_watchlist.cli_gallery import cli_actor
+from face_watchlist.cli_gallery import cli_actor, open_gallery
 from face_watchlist.config import Settings
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.pipeline import get_pack
+from face_watchlist.gallery.records import Records
 from face_watchlist.gallery.store import Store
 from face_watchlist.trust.audit import AuditLog, VerifyReport
 
@@ -124,6 +126,51 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.trust.retention import purge
+
+    store = _open(settings)
+    try:
+        counts = purge(
+            Records(store, settings.max_pixels), settings.retention, dry_run=args.dry_run, actor=cli_actor()
+        )
+    finally:
+        store.close()
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        json.dumps(counts)
+        if args.json
+        else f"purge {verb}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    return 0
+
+
+def cmd_person_export(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.trust.person import export_person
+
+    with open_gallery(settings) as gallery:
+        counts = export_person(
+            gallery, Records(gallery.store, settings.max_pixels), args.id, args.out, cli_actor()
+        )
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_person_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.trust.person import delete_person
+
+    with open_gallery(settings) as gallery:
+        person = gallery.store.get_person(args.id)
+        if not args.yes:
+            raise FaceWatchlistError(
+                f"this deletes {person.display_name} (id {person.id}) with every photo, template and match:"
+                " add --yes to confirm"
+            )
+        templates = delete_person(gallery, args.id, cli_actor())
+    print(f"deleted {person.display_name} (id {person.id}): {templates} templates, their photos and matches")
+    return 0
+
+
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser], bench: Any | None = None) -> None:
     p = add("audit", lambda a, s: 0, "the audit log: verify, list, export, head")
     asub = p.add_subparsers(dest="audit_command", required=True)
@@ -143,6 +190,19 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser], bench: Any |
     q.add_argument("--format", choices=["csv", "json"], default="csv")
     q.add_argument("--since")
     q.add_argument("--until")
+
+    p = add("purge", cmd_purge, "apply the retention schedule now (the service also does, periodically)")
+    p.add_argument("--dry-run", action="store_true", help="only count what would go")
+    p.add_argument("--json", action="store_true")
+
+    p = add("person", lambda a, s: 0, "one person's data: export it, or delete it")
+    psub = p.add_subparsers(dest="person_command", required=True)
+    q = add("export", cmd_person_export, "a zip with their photos, templates' metadata, matches, audit", psub)
+    q.add_argument("id", type=int)
+    q.add_argument("--out", type=Path, required=True)
+    q = add("delete", cmd_person_delete, "delete them: templates, photos, matches, evidence, index", psub)
+    q.add_argument("id", type=int)
+    q.add_argument("--yes", action="store_true", help="confirm")
 
     p = add("calibrate", cmd_calibrate, "expected false matches on your own gallery, from its templates")
     p.add_argument("--list", help="only the people on this list (default: everyone enrolled)")

@@ -138,6 +138,20 @@ SECURITY_SCHEMA = vol.Schema(
     {vol.Optional("encryption_key", default=lambda: os.environ.get(KEY_ENV) or None): vol.Any(None, _key)}
 )
 
+# How long each kind of data is kept (docs/responsible-use.md publishes this as a schedule).
+# Faces that match nobody are never stored, so they have no entry here.
+RETENTION_SCHEMA = vol.Schema(
+    {
+        # a match's face crop, snapshot and probe embedding, once reviewed (or an immediate alert)
+        vol.Optional("evidence_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # ... and while still waiting for a reviewer
+        vol.Optional("pending_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # decision rows (camera, time, result, person; no face) once their evidence is gone
+        vol.Optional("decisions_days", default=365): vol.All(vol.Coerce(float), vol.Range(min=1, max=36500)),
+        vol.Optional("purge_every_hours", default=6): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=168)),
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
@@ -149,6 +163,7 @@ SCHEMA = vol.Schema(
         vol.Optional("security", default={}): SECURITY_SCHEMA,
         vol.Optional("outputs", default={}): OUTPUTS_SCHEMA,
         vol.Optional("homeassistant", default={}): HOMEASSISTANT_SCHEMA,
+        vol.Optional("retention", default={}): RETENTION_SCHEMA,
     }
 )
 
@@ -167,6 +182,7 @@ class Settings:
     security: dict[str, Any] = field(default_factory=lambda: SECURITY_SCHEMA({}))
     outputs: dict[str, Any] = field(default_factory=lambda: OUTPUTS_SCHEMA({}))
     homeassistant: dict[str, Any] = field(default_factory=lambda: HOMEASSISTANT_SCHEMA({}))
+    retention: dict[str, Any] = field(default_factory=lambda: RETENTION_SCHEMA({}))
 
     def cipher(self) -> Cipher | None:
         key = self.security.get("encryption_key")
@@ -196,6 +212,7 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         security=conf["security"],
         outputs=conf["outputs"],
         homeassistant=conf["homeassistant"],
+        retention=conf["retention"],
     )
 
 

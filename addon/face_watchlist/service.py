@@ -50,6 +50,7 @@ from face_watchlist.outputs.messages import (
     reviews_topic,
     status_topic,
 )
+from face_watchlist.trust.retention import purge
 from face_watchlist.web.app import make_app
 
 LOG = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class Service:
         prefix = self.settings.frigate["topic_prefix"]
         if topic == f"{prefix}/available":
             self.frigate_up = payload.strip() == b"online"
+            self._status_changed.set()
             LOG.info("Frigate says it is %s", payload[:20].decode(errors="replace"))
             return
         try:
@@ -450,11 +452,19 @@ class Service:
         stop = stop or asyncio.Event()
         mqtt, frigate = self.settings.mqtt, self.settings.frigate
         async with aiohttp.ClientSession() as http:
-            self._frigate = FrigateClient(http, frigate["url"], frigate["username"], frigate["password"])
+            self._frigate = FrigateClient(
+                http,
+                frigate["url"],
+                frigate["username"],
+                frigate["password"],
+                # "Frigate unreachable" (or refusing our login) shows in the retained status at once
+                on_state=lambda _: self._status_changed.set(),
+            )
             # two workers: one fetches from Frigate while the other runs the models
             workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
             stopper = asyncio.create_task(stop.wait())
             workers.append(asyncio.create_task(self._status_loop()))
+            workers.append(asyncio.create_task(self._purge_loop()))
             workers += [asyncio.create_task(self._run_output(output)) for output in self.outputs]
             web_runner = await self._start_web()
             try:
@@ -483,6 +493,18 @@ class Service:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+
+    async def _purge_loop(self) -> None:
+        """The retention schedule, applied at start and every `purge_every_hours`."""
+        while True:
+            try:
+                counts = purge(self.records, self.settings.retention)
+                if any(counts.values()):
+                    LOG.info("retention purge: %s", counts)
+            except (FaceWatchlistError, OSError, sqlite3.Error) as err:
+                self.counters["purge_errors"] += 1
+                LOG.error("retention purge failed: %s", err)
+            await asyncio.sleep(self.settings.retention["purge_every_hours"] * 3600)
 
     async def _run_output(self, output: Output) -> None:
         while True:  # a crashed output loop restarts: the service outlives its outputs' bugs

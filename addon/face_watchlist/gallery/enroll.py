@@ -144,26 +144,43 @@ class Enroller:
             return skipped(problem)
         assert face.embedding is not None
         person = self.person_for(job)
-        q = face.quality
         try:
-            template_id = self.store.enrol(
-                person.id,
-                watch_list.id,
-                data,
-                sha256,
-                f".{'jpg' if kind == 'jpeg' else kind}",
-                face.detection.box,
-                job.source,
-                self.pipeline.spec.name,
-                face.embedding,
-                (q.face_px, q.sharpness, q.frontalness, q.det_score),
-                self.method,
-                actor=self.actor,
+            self.keep(
+                person, watch_list, data, sha256, f".{'jpg' if kind == 'jpeg' else kind}", face, job.source
             )
         except StoreError as err:
             return skipped(str(err))
-        self.gallery.added(template_id, face.embedding)
         return Outcome(job.source, job.display_name, "enrolled")
+
+    def keep(
+        self,
+        person: Person,
+        watch_list: WatchList,
+        data: bytes,
+        sha256: str,
+        suffix: str,
+        face: Face,
+        source: str,
+    ) -> int:
+        """Store the photo, its template and the membership (audited), and index the template."""
+        assert face.embedding is not None
+        q = face.quality
+        template_id = self.store.enrol(
+            person.id,
+            watch_list.id,
+            data,
+            sha256,
+            suffix,
+            face.detection.box,
+            source,
+            self.pipeline.spec.name,
+            face.embedding,
+            (q.face_px, q.sharpness, q.frontalness, q.det_score),
+            self.method,
+            actor=self.actor,
+        )
+        self.gallery.added(template_id, face.embedding)
+        return template_id
 
     def _choose_face(self, faces: list[Face], chosen: int | None) -> tuple[Face | None, str]:
         if not faces:

@@ -292,14 +292,16 @@ class Records:
             ).fetchone()[0]
         )
 
-    def purge_evidence(self, before: float, *, dry_run: bool = False) -> int:
-        """Drop the probe and evidence files of matches recorded before `before` and reviewed
-        (a pending review keeps its evidence: a reviewer still needs it). Returns how many."""
+    def purge_evidence(self, reviewed_before: float, pending_before: float, *, dry_run: bool = False) -> int:
+        """Drop the probe and evidence files of matches: reviewed (or immediate-alert) ones
+        recorded before `reviewed_before`, still pending ones before `pending_before` (a reviewer
+        needs the evidence, but not for ever). Returns how many matches lost their evidence."""
         db = self.store.db
         rows = db.execute(
-            "SELECT id, evidence FROM decisions WHERE created_at < ? AND (evidence IS NOT NULL"
-            " OR probe_embedding IS NOT NULL) AND review_state IS NOT 'pending_review'",
-            (before,),
+            "SELECT id, evidence FROM decisions WHERE (evidence IS NOT NULL OR probe_embedding IS NOT NULL)"
+            " AND ((review_state IS NOT 'pending_review' AND created_at < ?)"
+            " OR (review_state = 'pending_review' AND created_at < ?))",
+            (reviewed_before, pending_before),
         ).fetchall()
         if dry_run or not rows:
             return len(rows)
@@ -313,6 +315,26 @@ class Records:
                         [self.store.evidence_dir / f"{row[1]}{kind}" for kind in EVIDENCE_KINDS]
                     )
         return len(rows)
+
+    def sweep_evidence(self, grace_s: float = 3600.0) -> int:
+        """Remove evidence files no row names (a crash between writing them and the commit),
+        sparing young ones that may belong to a decision being recorded."""
+        named = {
+            f"{prefix}{kind}"
+            for (prefix,) in self.store.db.execute(
+                "SELECT evidence FROM decisions WHERE evidence IS NOT NULL"
+            )
+            for kind in EVIDENCE_KINDS
+        }
+        removed = 0
+        cutoff = time.time() - grace_s
+        root = self.store.evidence_dir
+        for path in root.rglob("*") if root.exists() else []:
+            relative = path.relative_to(root).as_posix()
+            if path.is_file() and relative not in named and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        return removed
 
     def purge_decisions(self, before: float, *, dry_run: bool = False) -> int:
         """Delete decision rows (no biometrics left in them once evidence is purged)."""

@@ -105,25 +105,11 @@ class WebEnroller(Enroller):
                 else "poor_quality"
             )
             raise ApiError(422, code, problem.replace(" with --face N", " (send face=N)"))
-        assert chosen.embedding is not None
         q = chosen.quality
         try:
-            template_id = self.store.enrol(
-                person.id,
-                watch_list.id,
-                data,
-                sha256,
-                suffix,
-                chosen.detection.box,
-                source,
-                self.pipeline.spec.name,
-                chosen.embedding,
-                (q.face_px, q.sharpness, q.frontalness, q.det_score),
-                self.method,
-            )
+            template_id = self.keep(person, watch_list, data, sha256, suffix, chosen, source)
         except StoreError as err:
             raise ApiError(409, "conflict", str(err)) from None
-        self.gallery.added(template_id, chosen.embedding)
         self.gallery.save_index()
         row = self.store.db.execute("SELECT photo_id FROM templates WHERE id = ?", (template_id,)).fetchone()
         return Enrolled(int(row[0]), person, q, advice(q, self.gate.min_face_px))

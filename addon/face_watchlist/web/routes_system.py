@@ -13,11 +13,12 @@ from aiohttp import BodyPartReader, web
 
 from face_watchlist import __version__
 from face_watchlist.gallery.store import StoreError
+from face_watchlist.trust.retention import purge
 from face_watchlist.web import audit
 from face_watchlist.web.context import IMPORTS_KEY, actor, service_of
 from face_watchlist.web.errors import ApiError, not_found
-from face_watchlist.web.schemas import IMPORT_UPLOAD
-from face_watchlist.web.spec import QUERY, Param, Response, Routes, ref
+from face_watchlist.web.schemas import IMPORT_UPLOAD, PURGE
+from face_watchlist.web.spec import BODY, QUERY, Param, Response, Routes, ref
 
 api = Routes()
 MAX_CSV_BYTES = 20 << 20
@@ -64,6 +65,20 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, tuple | list):
         return [redact(v) for v in value]
     return value
+
+
+@api.route(
+    "POST",
+    "/api/purge",
+    "Apply the retention schedule now (or, with dry_run, count what would go)",
+    "system",
+    body=PURGE,
+    responses={200: Response("what was removed, per kind of data", OBJECT)},
+)
+async def purge_now(request: web.Request) -> web.Response:
+    service, dry_run = service_of(request), bool(request[BODY].get("dry_run", False))
+    counts = purge(service.records, service.settings.retention, dry_run=dry_run, actor=actor(request))
+    return web.json_response({"dry_run": dry_run, "removed": counts})
 
 
 @api.route(

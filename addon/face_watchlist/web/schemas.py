@@ -190,3 +190,10 @@ SCHEMAS: dict[str, Schema] = {
     "Decision": DECISION,
     "ImportJob": IMPORT_JOB,
 }
+
+
+PURGE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"dry_run": {"type": "boolean"}},
+}
