@@ -17,6 +17,7 @@ from face_watchlist.frigate.simulator import FrigateSimulator
 from face_watchlist.gallery import enroll
 from face_watchlist.gallery.gallery import Gallery
 from face_watchlist.gallery.store import Store
+from face_watchlist.outputs.build import build_outputs
 from face_watchlist.service import Service
 
 DATA = Path(__file__).parent / "data" / "faces"
@@ -37,6 +38,9 @@ async def rig(
     pipeline: FacePipeline,
     model_dir: Path,
     web_port: int = 0,
+    web_token: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,  # more option blocks (outputs, homeassistant, ...)
+    outputs: bool = False,  # the outputs the options ask for, as open_service builds them
     **watch: Any,
 ) -> AsyncIterator[Rig]:
     store = Store(tmp_path / "data")
@@ -47,17 +51,20 @@ async def rig(
     )
     sim = FrigateSimulator(auth=True)
     await sim.start()
-    settings = load_settings(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "faces": {"model_dir": str(model_dir)},
-            "mqtt": {"port": port, "client_id": "fw-test"},
-            "web": {"port": web_port},
-            "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
-            "watch": watch,
-        }
-    )
+    raw: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "faces": {"model_dir": str(model_dir)},
+        "mqtt": {"port": port, "client_id": "fw-test"},
+        "web": {"port": web_port, "token": web_token},
+        "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
+        "watch": watch,
+    }
+    for block, values in (options or {}).items():
+        raw[block] = {**raw.get(block, {}), **values}
+    settings = load_settings(raw)
     service = Service(settings, pipeline, gallery)
+    if outputs:
+        service.outputs = build_outputs(settings, lambda d: service.records.evidence(d, "face"))
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:

@@ -206,8 +206,8 @@ def test_no_snapshot_yet() -> None:
 @pytest.mark.parametrize(
     ("filters", "changes", "reason"),
     [
-        (Filters(), {"label": "car"}, "label 'car' not watched"),
-        (Filters(cameras=frozenset({"gate"})), {}, "camera 'front_door' not watched"),
+        (Filters(), {"label": "car"}, "label not watched"),
+        (Filters(cameras=frozenset({"gate"})), {}, "camera not watched"),
         (Filters(zones=frozenset({"lobby"})), {}, "not in a watched zone"),
         (Filters(), {"false_positive": True}, "false positive"),
     ],

@@ -88,7 +88,9 @@ def test_fresh_database_is_migrated_to_the_latest_version(tmp_path: Path) -> Non
         assert s.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"lists", "people", "memberships", "photos", "templates", "rejections"} <= tables
-        assert s.counts() == dict.fromkeys(("lists", "people", "photos", "templates", "rejections"), 0)
+        assert s.counts() == dict.fromkeys(
+            ("lists", "people", "photos", "templates", "rejections", "decisions"), 0
+        )
     finally:
         s.close()
 

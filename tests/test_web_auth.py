@@ -20,6 +20,9 @@ class FakeService:
     def status(self) -> dict[str, Any]:
         return {"mqtt": self.mqtt, "frigate": "up", "queue_depth": 0}
 
+    def add_listener(self, listener: Any) -> None:  # the app pushes decisions to its pages
+        pass
+
 
 def test_ingress_needs_the_proxy_address_and_header() -> None:
     headers = {"X-Ingress-Path": "/api/hassio_ingress/abc", "X-Remote-User-Name": "frontdesk"}

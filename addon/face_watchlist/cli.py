@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from face_watchlist import __version__
+from face_watchlist.cli_addon import register as register_addon
 from face_watchlist.cli_gallery import register as register_gallery
+from face_watchlist.cli_trust import register as register_trust
 from face_watchlist.config import Settings, load_settings, read_config
 from face_watchlist.errors import FaceWatchlistError, NoFaceError
 from face_watchlist.faces.cache import ModelCache
@@ -253,6 +255,12 @@ def cmd_bench_lfw_split(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_api(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.api import run_api
+
+    return _print_report(run_api(args, settings), args.json)
+
+
 def cmd_bench_scale(args: argparse.Namespace, settings: Settings) -> int:
     from face_watchlist.bench.scale import run_scale
 
@@ -300,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     register_gallery(sub, add)
+    register_addon(sub, add)
 
     p = add("demo", cmd_demo, "the whole flow: a broker, a simulated Frigate and three people")
     p.add_argument("--once", action="store_true", help="replay once and exit (default: until Ctrl-C)")
@@ -365,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=30)
     p.add_argument("--rate", type=float, default=1.0, help="events per second in the steady phase")
     p.add_argument("--burst", type=int, default=60, help="events published at once to measure saturation")
+    p.add_argument("--soak", type=int, default=0, help="then this many events for memory growth (e.g. 10000)")
+    p.add_argument("--json", type=Path)
+    p = add("api", cmd_bench_api, "HTTP API list pages on a seeded registry-size database", bsub)
+    p.add_argument("--people", type=int, default=10_000)
+    p.add_argument("--decisions", type=int, default=100_000)
+    p.add_argument("--requests", type=int, default=100, help="timed requests per route")
     p.add_argument("--json", type=Path)
     p = add("speed", cmd_bench_speed, "pipeline throughput and overhead over bare inference", bsub)
     p.add_argument("--images", type=Path, required=True, help="LFW images directory")
@@ -372,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pad", type=int, default=40)
     p.add_argument("--json", type=Path)
+    register_trust(sub, add, bsub)
     return parser
 
 

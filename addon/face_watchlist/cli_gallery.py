@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,18 @@ from face_watchlist.gallery.store import Store, WatchList
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+def cli_actor() -> str:
+    """`cli:<os user>`: who the audit log records for changes made from the command line."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. in a container)
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
 @contextmanager
 def open_gallery(settings: Settings) -> Iterator[Gallery]:
-    store = Store(settings.data_dir)
+    store = Store(settings.data_dir, actor=cli_actor(), cipher=settings.cipher())
     try:
         store.sweep_photos()
         yield Gallery(store, get_pack(settings.pipeline.pack))
@@ -201,10 +213,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         watch_list = gallery.store.ensure_list(args.list)
         enroller = enroll.Enroller(gallery, pipeline, settings.gate, "import")
         summary = enroller.run(jobs, watch_list, progress=_progress(len(jobs)))
-        if args.replace and not enroll.remove_absent(gallery, watch_list, jobs, summary, bad_rows=errors):
+        replaced = args.replace and enroll.remove_absent(gallery, watch_list, jobs, summary, bad_rows=errors)
+        if args.replace and not replaced:
             print(
                 f"--replace not applied: {len(errors)} malformed row(s); nobody was removed", file=sys.stderr
             )
+        enroll.record_import(gallery, path.name, watch_list, summary, errors, bool(replaced))
     return _report(summary, errors, args.json)
 
 
@@ -281,7 +295,7 @@ def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
             gallery.store.photos(), unit="photo", file=sys.stderr, disable=not sys.stderr.isatty()
         ):
             face, problem = enroll.refind_face(
-                pipeline, gallery.store.photos_dir / photo["path"], photo["face_box"]
+                pipeline, partial(gallery.store.read_photo, photo["path"]), photo["face_box"]
             )
             if face is None or face.embedding is None:
                 failed.append(f"{photo['path']}: {problem}")
@@ -299,6 +313,10 @@ def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
             gallery.added(template_id, face.embedding)
             done += 1
         gallery.save_index()
+        with gallery.store.transaction():
+            gallery.store.record(
+                "reembed", f"pack:{pipeline.spec.name}", {"done": done, "failed": len(failed)}
+            )
     print(f"re-embedded {done} photos with {pipeline.spec.name}; {len(failed)} failed")
     for line in failed:
         print(f"  {line}")

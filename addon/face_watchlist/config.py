@@ -17,6 +17,7 @@ from face_watchlist.faces.images import DEFAULT_MAX_PIXELS
 from face_watchlist.faces.packs import DEFAULT_PACK, PACKS
 from face_watchlist.faces.pipeline import PipelineOptions
 from face_watchlist.faces.quality import QualityGate
+from face_watchlist.trust.crypto import Cipher, CryptoError, parse_key
 
 DATA_DIR_ENV = "FACE_WATCHLIST_DATA_DIR"
 
@@ -48,6 +49,18 @@ FACES_SCHEMA = vol.Schema(
 )
 
 _PORT = vol.All(int, vol.Range(min=1, max=65535))
+
+
+def _key(value: object) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a string")
+    try:
+        parse_key(value)
+    except CryptoError as err:
+        raise vol.Invalid(str(err)) from None
+    return value
+
+
 _NAMES = vol.All([vol.All(str, vol.Length(min=1, max=200))], vol.Length(max=200))
 
 MQTT_SCHEMA = vol.Schema(
@@ -67,6 +80,31 @@ FRIGATE_SCHEMA = vol.Schema(
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
         vol.Optional("write_sub_label", default=False): bool,
+        # match: on every match; confirmed: once people may act on it (an immediate list's alert,
+        # or a review_first match after a reviewer confirmed it)
+        vol.Optional("sub_label_when", default="confirmed"): vol.In(["confirmed", "match"]),
+        # replace a sub_label that Frigate's own face recognition or a person wrote
+        vol.Optional("sub_label_overwrite", default=False): bool,
+    }
+)
+
+# what goes to Home Assistant: MQTT discovery (while the custom integration is not set up) and
+# Core events through its REST API
+OUTPUTS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("discovery", default=True): bool,
+        vol.Optional("discovery_prefix", default="homeassistant"): vol.All(str, vol.Match(r"^[^#+]+$")),
+        vol.Optional("ha_events", default=True): bool,
+        # where evidence links in HA events point (the service's HTTP address); empty: API paths
+        vol.Optional("evidence_base_url", default=None): vol.Any(None, vol.Url()),
+    }
+)
+
+# Home Assistant Core's REST API; the add-on sets both (the Supervisor's proxy and its token)
+HOMEASSISTANT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("url", default=None): vol.Any(None, vol.Url()),
+        vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=1))),
     }
 )
 
@@ -77,6 +115,8 @@ WATCH_SCHEMA = vol.Schema(
         vol.Optional("labels", default=["person"]): _NAMES,
         vol.Optional("attempts", default=5): vol.All(int, vol.Range(min=1, max=50)),
         vol.Optional("snapshot_height", default=None): vol.Any(None, vol.All(int, vol.Range(min=64))),
+        # no usable face in the snapshot: look around the person in the current full frame
+        vol.Optional("latest_frame", default=True): bool,
         vol.Optional("queue_size", default=32): vol.All(int, vol.Range(min=1, max=10_000)),
     }
 )
@@ -90,6 +130,28 @@ WEB_SCHEMA = vol.Schema(
     }
 )
 
+# Encryption at rest, off by default: a key kept beside the data protects nothing, so it must
+# come from the add-on's options or another secret store (see docs/responsible-use.md).
+# The command line reads it from $FACE_WATCHLIST_ENCRYPTION_KEY.
+KEY_ENV = "FACE_WATCHLIST_ENCRYPTION_KEY"
+SECURITY_SCHEMA = vol.Schema(
+    {vol.Optional("encryption_key", default=lambda: os.environ.get(KEY_ENV) or None): vol.Any(None, _key)}
+)
+
+# How long each kind of data is kept (docs/responsible-use.md publishes this as a schedule).
+# Faces that match nobody are never stored, so they have no entry here.
+RETENTION_SCHEMA = vol.Schema(
+    {
+        # a match's face crop, snapshot and probe embedding, once reviewed (or an immediate alert)
+        vol.Optional("evidence_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # ... and while still waiting for a reviewer
+        vol.Optional("pending_days", default=30): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3650)),
+        # decision rows (camera, time, result, person; no face) once their evidence is gone
+        vol.Optional("decisions_days", default=365): vol.All(vol.Coerce(float), vol.Range(min=1, max=36500)),
+        vol.Optional("purge_every_hours", default=6): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=168)),
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default=default_data_dir): str,
@@ -98,6 +160,10 @@ SCHEMA = vol.Schema(
         vol.Optional("frigate", default={}): FRIGATE_SCHEMA,
         vol.Optional("watch", default={}): WATCH_SCHEMA,
         vol.Optional("web", default={}): WEB_SCHEMA,
+        vol.Optional("security", default={}): SECURITY_SCHEMA,
+        vol.Optional("outputs", default={}): OUTPUTS_SCHEMA,
+        vol.Optional("homeassistant", default={}): HOMEASSISTANT_SCHEMA,
+        vol.Optional("retention", default={}): RETENTION_SCHEMA,
     }
 )
 
@@ -113,6 +179,14 @@ class Settings:
     frigate: dict[str, Any] = field(default_factory=lambda: FRIGATE_SCHEMA({}))
     watch: dict[str, Any] = field(default_factory=lambda: WATCH_SCHEMA({}))
     web: dict[str, Any] = field(default_factory=lambda: WEB_SCHEMA({}))
+    security: dict[str, Any] = field(default_factory=lambda: SECURITY_SCHEMA({}))
+    outputs: dict[str, Any] = field(default_factory=lambda: OUTPUTS_SCHEMA({}))
+    homeassistant: dict[str, Any] = field(default_factory=lambda: HOMEASSISTANT_SCHEMA({}))
+    retention: dict[str, Any] = field(default_factory=lambda: RETENTION_SCHEMA({}))
+
+    def cipher(self) -> Cipher | None:
+        key = self.security.get("encryption_key")
+        return Cipher(key) if key else None
 
 
 def load_settings(raw: dict[str, Any]) -> Settings:
@@ -135,6 +209,10 @@ def load_settings(raw: dict[str, Any]) -> Settings:
         frigate=conf["frigate"],
         watch=conf["watch"],
         web=conf["web"],
+        security=conf["security"],
+        outputs=conf["outputs"],
+        homeassistant=conf["homeassistant"],
+        retention=conf["retention"],
     )
 
 

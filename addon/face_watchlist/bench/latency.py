@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +71,15 @@ async def _run(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path
             enroll.folder_jobs(args.gallery), watch_list
         )
         try:
-            async with mosquitto(work) as port, FrigateSimulator(auth=False) as sim:
+            # the simulator caches its renders: a real Frigate renders on its own cores
+            async with mosquitto(work) as port, FrigateSimulator(auth=False, render_cache=256) as sim:
                 config = {
                     "data_dir": str(work / "data"),
                     "faces": {"model_dir": str(model_dir)},
                     "mqtt": {"port": port, "client_id": "fw-bench"},
                     "web": {"port": 0},
                     "frigate": {"url": sim.base_url},
-                    "watch": {"queue_size": max(64, args.burst * 2)},
+                    "watch": {"queue_size": max(64, args.burst * 2), "latest_frame": False},
                 }
                 service = Service(load_settings(config), pipeline, gallery)
                 return await _measure(service, sim, port, photos, args)
@@ -92,6 +95,7 @@ async def _measure(
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     timings: dict[str, dict[str, float]] = {}
+    frames: list[np.ndarray] = []  # what the service was sent, for the bare pipeline
     rss_start = _rss_mb()
     async with (
         aiomqtt.Client("127.0.0.1", port, identifier="bench-frigate") as frigate,
@@ -104,13 +108,21 @@ async def _measure(
             async for message in watcher.messages:
                 if isinstance(message.payload, bytes):
                     decision = json.loads(message.payload)
-                    arrived.setdefault(decision["event_id"], time.perf_counter())
-                    timings.setdefault(decision["event_id"], decision["timing_ms"])
+                    event_id = decision["event_id"]
+                    arrived.setdefault(event_id, time.perf_counter())
+                    if not event_id.startswith("m"):
+                        timings.setdefault(event_id, decision["timing_ms"])
+                    sim.events.pop(event_id, None)  # the simulator forgets, so only we can grow
 
         collector = asyncio.create_task(collect())
 
         async def publish(event_id: str, photo: Path) -> None:
             event = sim.add_event(event_id, "front_door", photo.read_bytes(), box=BOX)
+            if len(frames) < len(photos):
+                shot = render_snapshot(
+                    event, crop=False, height=None, quality=70, bbox=False, timestamp=False
+                )
+                frames.append(decode_image(shot))
             topic, payload = event_messages(event, "new")
             sent[event_id] = time.perf_counter()
             await frigate.publish(topic, payload, qos=1)
@@ -135,19 +147,11 @@ async def _measure(
             await publish(event_id, photos[n % len(photos)])
         await wait_for(burst, 120)
         burst_s = max((arrived[i] for i in burst if i in arrived), default=start) - start
+        soak = await _soak(service, photos, args.soak, publish, arrived) if args.soak else None
         collector.cancel()
         stop.set()
         await asyncio.wait_for(task, 20)
 
-    # the bare pipeline on the very snapshots the service fetched
-    frames = [
-        decode_image(
-            render_snapshot(
-                sim.events[f"s{n}"], crop=False, height=None, quality=70, bbox=False, timestamp=False
-            )
-        )
-        for n in range(min(len(photos), args.events))
-    ]
     bare = []
     for _ in range(3):
         for frame in frames:
@@ -180,5 +184,50 @@ async def _measure(
         "throughput_ratio": round((done_burst / burst_s) / (1000 / bare_ms), 3) if burst_s > 0 else None,
         "dropped": service.counters["dropped_queue_full"],
         "rss_mb": {"start": round(rss_start, 1), "end": round(_rss_mb(), 1)},
+        "soak": soak,
         "note": "snapshots are 1280x720 frames with the person's photo in a 500x660 box",
+    }
+
+
+async def _soak(
+    service: Service,
+    photos: list[Path],
+    count: int,
+    publish: Callable[[str, Path], Awaitable[None]],
+    arrived: dict[str, float],
+) -> dict[str, Any]:
+    """`count` more events as fast as the service takes them (never more than half its queue
+    waiting, so none is dropped); resident memory after the first tenth (warm) and at the end."""
+    window = max(2, service.settings.watch["queue_size"] // 2)
+    warm_at = max(1, count // 10)
+    rss_warm = _rss_mb()
+    start = time.perf_counter()
+    oldest = 0  # every event before this one has its decision
+    for n in range(count):
+        while n - oldest >= window:
+            while oldest < n and f"m{oldest}" in arrived:
+                oldest += 1
+            if n - oldest >= window:
+                await asyncio.sleep(0.002)
+        await publish(f"m{n}", photos[n % len(photos)])
+        if n == warm_at:
+            gc.collect()
+            rss_warm = _rss_mb()
+    deadline = time.perf_counter() + 60
+    while sum(1 for i in range(count) if f"m{i}" in arrived) < count and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    decided = sum(1 for i in range(count) if f"m{i}" in arrived)
+    elapsed = time.perf_counter() - start
+    for i in range(count):  # our own bookkeeping must not count as the service's growth
+        arrived.pop(f"m{i}", None)
+    gc.collect()
+    rss_end = _rss_mb()
+    return {
+        "events": count,
+        "decided": decided,
+        "per_s": round(decided / elapsed, 2),
+        "rss_warm_mb": round(rss_warm, 1),
+        "rss_end_mb": round(rss_end, 1),
+        "growth_mb": round(rss_end - rss_warm, 1),
+        "dropped": service.counters["dropped_queue_full"],
     }

@@ -174,3 +174,10 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         return decode_image(data, max_pixels)
     except ImageError as err:
         raise ImageError(f"{path}: {err}") from None
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("could not encode the image as JPEG")
+    return bytes(encoded.tobytes())

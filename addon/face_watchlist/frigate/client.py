@@ -145,6 +145,19 @@ class FrigateClient:
             raise FrigateError("Frigate's /api/config is not an object")
         return data
 
+    async def event(self, event_id: str) -> dict[str, Any]:
+        """The event's database row (`sub_label` is the bare name there)."""
+        try:
+            data = json.loads(await self._request("GET", f"/api/events/{_segment(event_id)}"))
+        except ValueError:
+            raise FrigateError(f"Frigate's answer for event {event_id} is not JSON") from None
+        if not isinstance(data, dict):
+            raise FrigateError(f"Frigate's answer for event {event_id} is not an object")
+        return data
+
+    async def clear_sub_label(self, event_id: str) -> None:
+        await self._request("POST", f"/api/events/{_segment(event_id)}/sub_label", json={"subLabel": ""})
+
     async def set_sub_label(self, event_id: str, name: str, score: float) -> None:
         if not 0 < score <= 1:
             raise ValueError("a sub_label score must be in (0, 1]")

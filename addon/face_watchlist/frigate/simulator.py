@@ -315,8 +315,13 @@ class FrigateSimulator:
         version: str = "0.17.2",
         topic_prefix: str = "frigate",
         clock: Callable[[], float] = time.time,
+        render_cache: int = 0,
     ) -> None:
         self.cameras: dict[str, Camera] = {c.name: c for c in cameras}
+        # benchmarks: serve repeated pictures without re-encoding them, as a real Frigate on its
+        # own machine costs the service nothing for rendering (entries, 0: off)
+        self.render_cache_size = render_cache
+        self._renders: collections.OrderedDict[tuple[object, ...], bytes] = collections.OrderedDict()
         self.auth = auth
         self.users: dict[str, tuple[str, str]] = {user: (password, "admin"), **(extra_users or {})}
         self.token_ttl = token_ttl
@@ -646,15 +651,23 @@ class FrigateSimulator:
             stamp = int(settings.timestamp) if stamp is None else stamp
         if height is not None and height < 0:
             return _failure("Invalid height", 400)
-        data = await asyncio.to_thread(
-            render_snapshot,
-            event,
-            crop=bool(crop),
-            height=height,
-            quality=_quality(quality),
-            bbox=bool(bbox),
-            timestamp=bool(stamp),
-        )
+        stamped = event.frame_time if stamp else None
+        key = (event.photo, event.box, event.frame_size, crop, height, quality, bbox, stamped)
+        data = self._renders.get(key) if self.render_cache_size else None
+        if data is None:
+            data = await asyncio.to_thread(
+                render_snapshot,
+                event,
+                crop=bool(crop),
+                height=height,
+                quality=_quality(quality),
+                bbox=bool(bbox),
+                timestamp=bool(stamp),
+            )
+            if self.render_cache_size:
+                self._renders[key] = data
+                while len(self._renders) > self.render_cache_size:
+                    self._renders.popitem(last=False)
         headers = {"Cache-Control": "no-store" if event.end_time is None else "private, max-age=31536000"}
         if modern:
             headers["X-Frame-Time"] = str(event.frame_time)

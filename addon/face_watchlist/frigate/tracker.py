@@ -71,7 +71,7 @@ class Tracker:
         if state.settled:
             return Step("skip", "already decided")
         if state.attempts >= self.budget:
-            return Step("skip", f"attempt budget of {self.budget} used")
+            return Step("skip", "attempt budget used")
         if not event.has_snapshot or event.snapshot is None:
             return Step("skip", "no snapshot yet")
         if not self._new_picture(state, event):
@@ -97,10 +97,11 @@ class Tracker:
 
     def _filtered(self, event: FrigateEvent) -> str:
         f = self.filters
+        # fixed texts: the service counts skips by reason, and names come from the network
         if event.label not in f.labels:
-            return f"label {event.label!r} not watched"
+            return "label not watched"
         if f.cameras and event.camera not in f.cameras:
-            return f"camera {event.camera!r} not watched"
+            return "camera not watched"
         if f.zones and not f.zones.intersection(event.zones):
             return "not in a watched zone"
         if event.false_positive:

@@ -94,19 +94,21 @@ class Enroller:
         method: str,
         prepare: Prepare | None = None,
         pick: Pick | None = None,
+        actor: str | None = None,
     ) -> None:
         self.gallery, self.pipeline, self.gate, self.method = gallery, pipeline, gate, method
         self.store = gallery.store
         self.prepare, self.pick = prepare, pick
+        self.actor = actor  # None: the store's own (who opened it)
 
     def person_for(self, job: PhotoJob) -> Person:
         found = self.store.find_person(external_id=job.external_id) if job.external_id else None
         if found is None and job.external_id is None:
             found = self.store.find_person(display_name=job.display_name)
         if found is None:
-            return self.store.add_person(job.display_name, job.external_id)
+            return self.store.add_person(job.display_name, job.external_id, actor=self.actor)
         if found.display_name != job.display_name:  # the registry renamed them
-            return self.store.update_person(found.id, display_name=job.display_name)
+            return self.store.update_person(found.id, display_name=job.display_name, actor=self.actor)
         return found
 
     def enrol(self, job: PhotoJob, watch_list: WatchList) -> Outcome:
@@ -124,7 +126,7 @@ class Enroller:
             same_id = job.external_id is not None and job.external_id == owner.external_id
             if same_id or (job.external_id is None and owner.display_name == job.display_name):
                 self.person_for(job)  # picks up a rename from the registry
-                self.store.add_membership(owner.id, watch_list.id)
+                self.store.add_membership(owner.id, watch_list.id, actor=self.actor)
                 return Outcome(job.source, job.display_name, "already enrolled")
             return skipped(f"duplicate (the same photo is enrolled for {owner.display_name})")
         try:
@@ -142,25 +144,43 @@ class Enroller:
             return skipped(problem)
         assert face.embedding is not None
         person = self.person_for(job)
-        q = face.quality
         try:
-            template_id = self.store.enrol(
-                person.id,
-                watch_list.id,
-                data,
-                sha256,
-                f".{'jpg' if kind == 'jpeg' else kind}",
-                face.detection.box,
-                job.source,
-                self.pipeline.spec.name,
-                face.embedding,
-                (q.face_px, q.sharpness, q.frontalness, q.det_score),
-                self.method,
+            self.keep(
+                person, watch_list, data, sha256, f".{'jpg' if kind == 'jpeg' else kind}", face, job.source
             )
         except StoreError as err:
             return skipped(str(err))
-        self.gallery.added(template_id, face.embedding)
         return Outcome(job.source, job.display_name, "enrolled")
+
+    def keep(
+        self,
+        person: Person,
+        watch_list: WatchList,
+        data: bytes,
+        sha256: str,
+        suffix: str,
+        face: Face,
+        source: str,
+    ) -> int:
+        """Store the photo, its template and the membership (audited), and index the template."""
+        assert face.embedding is not None
+        q = face.quality
+        template_id = self.store.enrol(
+            person.id,
+            watch_list.id,
+            data,
+            sha256,
+            suffix,
+            face.detection.box,
+            source,
+            self.pipeline.spec.name,
+            face.embedding,
+            (q.face_px, q.sharpness, q.frontalness, q.det_score),
+            self.method,
+            actor=self.actor,
+        )
+        self.gallery.added(template_id, face.embedding)
+        return template_id
 
     def _choose_face(self, faces: list[Face], chosen: int | None) -> tuple[Face | None, str]:
         if not faces:
@@ -330,7 +350,13 @@ def registry_jobs(csv_path: Path, photos: Path) -> tuple[list[PhotoJob], list[st
 
 
 def remove_absent(
-    gallery: Gallery, watch_list: WatchList, jobs: list[PhotoJob], summary: Summary, *, bad_rows: list[str]
+    gallery: Gallery,
+    watch_list: WatchList,
+    jobs: list[PhotoJob],
+    summary: Summary,
+    *,
+    bad_rows: list[str],
+    actor: str | None = None,
 ) -> bool:
     """`--replace`: take people who are no longer in the source (registry ids, or folder names
     for a folder import) off the list; people left on no list are deleted.
@@ -346,18 +372,40 @@ def remove_absent(
             person.external_id in ids if person.external_id is not None else person.display_name in names
         )
         if not present:
-            gallery.removed(gallery.store.remove_membership(person.id, watch_list.id))
+            gallery.removed(gallery.store.remove_membership(person.id, watch_list.id, actor=actor))
             summary.removed_people.append(f"{person.display_name} ({person.external_id})")
     gallery.save_index()
     return True
 
 
-def refind_face(pipeline: FacePipeline, photo: Path, face_box: str) -> tuple[Face | None, str]:
-    """The enrolled face of a kept photo, found again (for another pack): the detection that
-    overlaps the recorded box most."""
+def record_import(
+    gallery: Gallery,
+    source: str,
+    watch_list: WatchList,
+    summary: Summary,
+    bad_rows: list[str],
+    replace: bool,
+    actor: str | None = None,
+) -> int:
+    """One audit entry per import, with its counts (each enrolment has its own entry too)."""
+    details: dict[str, object] = {
+        "source": source,
+        "list": watch_list.name,
+        **summary.counts(),
+        "skipped_by_reason": summary.skip_reasons(),
+        "bad_rows": len(bad_rows),
+        "replace": replace,
+    }
+    with gallery.store.transaction():
+        return gallery.store.record("import", f"list:{watch_list.id}", details, actor)
+
+
+def refind_face(pipeline: FacePipeline, photo: Callable[[], bytes], face_box: str) -> tuple[Face | None, str]:
+    """The enrolled face of a kept photo (`photo` reads its bytes), found again (for another
+    pack): the detection that overlaps the recorded box most."""
     try:
-        image = decode_image(photo.read_bytes())
-    except (OSError, ImageError) as err:
+        image = decode_image(photo())
+    except (OSError, FaceWatchlistError) as err:
         return None, f"cannot read the kept photo ({err})"
     box = tuple(float(v) for v in face_box.split(","))
     faces = pipeline.analyse(image, pad_retry=True)

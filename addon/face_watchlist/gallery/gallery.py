@@ -31,6 +31,13 @@ class Gallery:
         self.store = store
         self.spec = spec
         self.index_path = (index_dir or store.data_dir / "index") / f"{spec.name}.hnsw"
+        if store.encrypted:
+            # the index file holds the raw vectors: with encryption at rest it lives in memory only
+            self.index_path.unlink(missing_ok=True)
+            self.index = TemplateIndex(spec.embedding_size)
+            for ids, vectors in store.template_batches(spec.name):
+                self.index.add(ids, vectors)
+            return
         self.index, rebuilt = TemplateIndex.open(
             self.index_path,
             spec.embedding_size,
@@ -45,6 +52,8 @@ class Gallery:
 
     def save_index(self) -> None:
         """Persist the index; call after a batch of changes (a stale file is rebuilt at start)."""
+        if self.store.encrypted:
+            return
         self.index.save(self.index_path, self._fingerprint())
 
     def added(self, template_id: int, embedding: np.ndarray) -> None:

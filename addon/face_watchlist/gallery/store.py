@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,10 @@ from typing import Literal
 import numpy as np
 
 from face_watchlist.errors import FaceWatchlistError
+from face_watchlist.trust import audit
+from face_watchlist.trust.crypto import Cipher, decrypt_bytes, encrypt_bytes
 
+EVIDENCE_KINDS = ("face.jpg", "snapshot.jpg")
 ListKind = Literal["watch", "known"]
 AlertPolicy = Literal["review_first", "immediate"]
 
@@ -88,6 +91,39 @@ MIGRATIONS: tuple[str, ...] = (
     -- bumped with every template change, so an index file knows whether it is stale
     CREATE TABLE index_generation (pack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
     """,
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('instance_id', lower(hex(randomblob(16))));
+    -- one row per published decision; biometric columns (probe, evidence) only for matches
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        created_at REAL NOT NULL,      -- unix time
+        result TEXT NOT NULL CHECK (result IN ('match', 'unknown', 'no_face')),
+        attempts INTEGER NOT NULL,
+        person_id INTEGER REFERENCES people(id) ON DELETE CASCADE,
+        person_name TEXT,              -- as it was at the time
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_name TEXT,
+        score REAL,
+        margin REAL,
+        false_match_rate REAL,
+        template_id INTEGER,           -- the enrolled template that matched
+        review_state TEXT CHECK (review_state IN ('pending_review', 'alert', 'confirmed', 'rejected')),
+        reviewer TEXT,
+        reviewed_at REAL,
+        pack TEXT,
+        probe_embedding BLOB,          -- kept with the evidence, for a reviewer's rejection
+        face_box TEXT,                 -- x1,y1,x2,y2 in the snapshot
+        evidence TEXT                  -- relative path prefix under evidence/, NULL when purged
+    );
+    CREATE INDEX decisions_time ON decisions (created_at);
+    CREATE INDEX decisions_camera ON decisions (camera, created_at);
+    CREATE INDEX decisions_review ON decisions (review_state, created_at);
+    CREATE INDEX decisions_person ON decisions (person_id);
+    """,
+    audit.SCHEMA,  # the hash-chained audit log (face_watchlist.trust.audit)
 )
 
 
@@ -125,18 +161,26 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _blob(vector: np.ndarray) -> bytes:
+def _raw(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-def _vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32)
-
-
 class Store:
-    def __init__(self, data_dir: Path) -> None:
+    """`actor` is who the changes of this handle are recorded for in the audit log (the CLI
+    passes `cli:<os user>`); every mutating method also takes its own `actor`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        actor: str = "service",
+        clock: Callable[[], datetime] | None = None,
+        cipher: Cipher | None = None,
+    ) -> None:
+        self.actor = audit.check_actor(actor)
+        self.cipher = cipher  # set: templates, rejections and photo files are encrypted at rest
         self.data_dir = Path(data_dir)
         self.photos_dir = self.data_dir / "photos"
+        self.evidence_dir = self.data_dir / "evidence"
         self.path = self.data_dir / "gallery.sqlite3"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._unlink_after_commit: list[Path] = []
@@ -153,9 +197,30 @@ class Store:
         except StoreError:
             self.db.close()
             raise
+        self.audit = audit.AuditLog(self.db, clock)
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def encrypted(self) -> bool:
+        return self.cipher is not None
+
+    def embedding_blob(self, vector: np.ndarray) -> bytes:
+        return encrypt_bytes(_raw(vector), self.cipher, b"embedding")
+
+    def embedding_vector(self, blob: bytes) -> np.ndarray:
+        return np.frombuffer(decrypt_bytes(blob, self.cipher, b"embedding"), dtype=np.float32)
+
+    def read_photo(self, relative: str) -> bytes:
+        """An enrolment photo's bytes (decrypted when stored encrypted)."""
+        return decrypt_bytes((self.photos_dir / relative).read_bytes(), self.cipher, b"photo")
+
+    def record(
+        self, action: str, subject: str | None, details: Mapping[str, object], actor: str | None = None
+    ) -> int:
+        """An audit entry, in the open transaction when there is one (so it commits with the change)."""
+        return self.audit.append(actor or self.actor, action, subject, details, conn=self.db)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -174,7 +239,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; nested calls join the outer one."""
+        if self.db.in_transaction:
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -188,6 +256,10 @@ class Store:
             path.unlink(missing_ok=True)
         self._unlink_after_commit.clear()
 
+    def unlink_after_commit(self, paths: list[Path]) -> None:
+        """Delete these files once the current transaction has committed."""
+        self._unlink_after_commit += paths
+
     # lists -------------------------------------------------------------------------------
 
     def create_list(
@@ -197,15 +269,19 @@ class Store:
         threshold: float | None = None,
         margin: float | None = None,
         policy: AlertPolicy | None = None,
+        *,
+        actor: str | None = None,
     ) -> WatchList:
         policy = policy or ("review_first" if kind == "watch" else "immediate")
         try:
             with self.transaction():
-                self.db.execute(
+                cursor = self.db.execute(
                     "INSERT INTO lists (name, kind, threshold, margin, policy, created_at)"
                     " VALUES (?,?,?,?,?,?)",
                     (name, kind, threshold, margin, policy, now()),
                 )
+                settings = {"name": name, "kind": kind, "threshold": threshold, "margin": margin}
+                self.record("list.create", f"list:{cursor.lastrowid}", settings | {"policy": policy}, actor)
         except sqlite3.IntegrityError:
             raise StoreError(f"a list named {name!r} already exists") from None
         return self.get_list(name)
@@ -216,15 +292,15 @@ class Store:
             raise StoreError(f"no list named {name!r}")
         return _list(row)
 
-    def ensure_list(self, name: str) -> WatchList:
+    def ensure_list(self, name: str, *, actor: str | None = None) -> WatchList:
         """The list, created as a watch list with the pack's defaults when it does not exist yet."""
         row = self.db.execute("SELECT * FROM lists WHERE name = ?", (name,)).fetchone()
-        return _list(row) if row else self.create_list(name)
+        return _list(row) if row else self.create_list(name, actor=actor)
 
     def lists(self) -> list[WatchList]:
         return [_list(r) for r in self.db.execute("SELECT * FROM lists ORDER BY name")]
 
-    def update_list(self, name: str, /, **changes: object) -> WatchList:
+    def update_list(self, name: str, /, *, actor: str | None = None, **changes: object) -> WatchList:
         allowed = {"name", "kind", "threshold", "margin", "policy"}
         unknown = set(changes) - allowed
         if unknown:
@@ -237,11 +313,14 @@ class Store:
                     self.db.execute(
                         f"UPDATE lists SET {columns} WHERE id = ?", (*changes.values(), current.id)
                     )
+                    self.record(
+                        "list.update", f"list:{current.id}", {"name": name, "changes": changes}, actor
+                    )
             except sqlite3.IntegrityError as err:
                 raise StoreError(f"cannot update list {name!r}: {err}") from None
         return self.get_list(str(changes.get("name", name)))
 
-    def delete_list(self, name: str) -> list[int]:
+    def delete_list(self, name: str, *, actor: str | None = None) -> list[int]:
         """Delete a list; people left on no list are deleted with their photos and templates.
 
         Returns the ids of the templates removed (for the index)."""
@@ -255,18 +334,35 @@ class Store:
                     (current.id, current.id),
                 )
             ]
+            members = self.db.execute(
+                "SELECT COUNT(*) FROM memberships WHERE list_id = ?", (current.id,)
+            ).fetchone()[0]
             self.db.execute("DELETE FROM lists WHERE id = ?", (current.id,))
-            removed = self._delete_people(orphans)
+            self.record(
+                "list.delete",
+                f"list:{current.id}",
+                {"name": name, "members": members, "people_deleted": len(orphans)},
+                actor,
+            )
+            removed = self._delete_people(orphans, actor, "on no list any more")
         return removed
 
     # people ------------------------------------------------------------------------------
 
-    def add_person(self, display_name: str, external_id: str | None = None, notes: str = "") -> Person:
+    def add_person(
+        self, display_name: str, external_id: str | None = None, notes: str = "", *, actor: str | None = None
+    ) -> Person:
         try:
             with self.transaction():
                 cursor = self.db.execute(
                     "INSERT INTO people (display_name, external_id, notes, created_at) VALUES (?,?,?,?)",
                     (display_name, external_id, notes, now()),
+                )
+                self.record(
+                    "person.create",
+                    f"person:{cursor.lastrowid}",
+                    {"display_name": display_name, "external_id": external_id},
+                    actor,
                 )
         except sqlite3.IntegrityError:
             raise StoreError(f"a person with external id {external_id!r} already exists") from None
@@ -301,7 +397,7 @@ class Store:
             )
         return [_person(r) for r in rows]
 
-    def update_person(self, person_id: int, **changes: object) -> Person:
+    def update_person(self, person_id: int, *, actor: str | None = None, **changes: object) -> Person:
         allowed = {"display_name", "external_id", "notes"}
         if set(changes) - allowed:
             raise StoreError(f"unknown person fields: {', '.join(sorted(set(changes) - allowed))}")
@@ -313,6 +409,7 @@ class Store:
                     self.db.execute(
                         f"UPDATE people SET {columns} WHERE id = ?", (*changes.values(), person_id)
                     )
+                    self.record("person.update", f"person:{person_id}", {"changes": changes}, actor)
             except sqlite3.IntegrityError as err:
                 raise StoreError(f"cannot update person {person_id}: {err}") from None
         return self.get_person(person_id)
@@ -325,34 +422,40 @@ class Store:
         )
         return [_list(r) for r in rows]
 
-    def add_membership(self, person_id: int, list_id: int) -> None:
+    def add_membership(self, person_id: int, list_id: int, *, actor: str | None = None) -> None:
         with self.transaction():
-            self._add_membership(person_id, list_id)
+            self._add_membership(person_id, list_id, actor)
 
-    def _add_membership(self, person_id: int, list_id: int) -> None:
-        self.db.execute(
+    def _add_membership(self, person_id: int, list_id: int, actor: str | None) -> None:
+        cursor = self.db.execute(
             "INSERT OR IGNORE INTO memberships (person_id, list_id, added_at) VALUES (?,?,?)",
             (person_id, list_id, now()),
         )
+        if cursor.rowcount:
+            self.record("membership.add", f"person:{person_id}", {"list_id": list_id}, actor)
 
-    def remove_membership(self, person_id: int, list_id: int) -> list[int]:
+    def remove_membership(self, person_id: int, list_id: int, *, actor: str | None = None) -> list[int]:
         """Take a person off a list; a person left on no list is deleted. Returns removed template ids."""
         with self.transaction():
-            self.db.execute(
+            cursor = self.db.execute(
                 "DELETE FROM memberships WHERE person_id = ? AND list_id = ?", (person_id, list_id)
             )
+            if cursor.rowcount:
+                self.record("membership.remove", f"person:{person_id}", {"list_id": list_id}, actor)
             remaining = self.db.execute(
                 "SELECT 1 FROM memberships WHERE person_id = ?", (person_id,)
             ).fetchone()
-            return [] if remaining else self._delete_people([person_id])
+            return [] if remaining else self._delete_people([person_id], actor, "on no list any more")
 
-    def delete_person(self, person_id: int) -> list[int]:
+    def delete_person(self, person_id: int, *, actor: str | None = None, reason: str = "") -> list[int]:
         """Delete a person with their photos and templates. Returns removed template ids."""
         self.get_person(person_id)
         with self.transaction():
-            return self._delete_people([person_id])
+            return self._delete_people([person_id], actor, reason or "deleted")
 
-    def _delete_people(self, person_ids: list[int]) -> list[int]:
+    def _delete_people(
+        self, person_ids: list[int], actor: str | None = None, reason: str = "deleted"
+    ) -> list[int]:
         removed: list[int] = []
         for person_id in person_ids:
             rows = self.db.execute(
@@ -364,8 +467,24 @@ class Store:
             paths = [
                 r[0] for r in self.db.execute("SELECT path FROM photos WHERE person_id = ?", (person_id,))
             ]
-            self.db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            evidence = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT evidence FROM decisions WHERE person_id = ? AND evidence IS NOT NULL",
+                    (person_id,),
+                )
+            ]
+            self.db.execute("DELETE FROM people WHERE id = ?", (person_id,))  # cascades to decisions
             self._unlink_after_commit += [self.photos_dir / path for path in paths]
+            self._unlink_after_commit += [
+                self.evidence_dir / f"{prefix}{kind}" for prefix in evidence for kind in EVIDENCE_KINDS
+            ]
+            self.record(
+                "person.delete",
+                f"person:{person_id}",
+                {"reason": reason, "photos": len(paths), "templates": len(rows), "matches": len(evidence)},
+                actor,
+            )
         return removed
 
     # photos and templates ----------------------------------------------------------------
@@ -388,6 +507,8 @@ class Store:
         embedding: np.ndarray,
         quality: tuple[float, float, float, float],
         method: str,
+        *,
+        actor: str | None = None,
     ) -> int:
         """Store one enrolment photo with its template and the membership, atomically.
 
@@ -399,7 +520,7 @@ class Store:
         target = self.photos_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_bytes(photo)
+        temporary.write_bytes(encrypt_bytes(photo, self.cipher, b"photo"))
         try:
             with self.transaction():
                 cursor = self.db.execute(
@@ -407,10 +528,23 @@ class Store:
                     " VALUES (?,?,?,?,?,?)",
                     (person_id, sha256, relative, ",".join(f"{v:.1f}" for v in face_box), source, now()),
                 )
-                template_id = self._insert_template(
-                    person_id, int(cursor.lastrowid or 0), pack, embedding, quality, method
+                photo_id = int(cursor.lastrowid or 0)
+                template_id = self._insert_template(person_id, photo_id, pack, embedding, quality, method)
+                self._add_membership(person_id, list_id, actor)
+                self.record(
+                    "photo.enrol",
+                    f"person:{person_id}",
+                    {
+                        "photo_id": photo_id,
+                        "photo_sha256": sha256,
+                        "template_id": template_id,
+                        "pack": pack,
+                        "source": source,
+                        "method": method,
+                        "list_id": list_id,
+                    },
+                    actor,
                 )
-                self._add_membership(person_id, list_id)
                 temporary.replace(target)
         except sqlite3.IntegrityError as err:
             temporary.unlink(missing_ok=True)
@@ -430,6 +564,8 @@ class Store:
         embedding: np.ndarray,
         quality: tuple[float, float, float, float],
         method: str,
+        *,
+        actor: str | None = None,
     ) -> tuple[int, list[int]]:
         """A template for an already kept photo (re-embedding with another pack).
 
@@ -439,7 +575,20 @@ class Store:
                 "SELECT id FROM templates WHERE photo_id = ? AND pack = ?", (photo_id, pack)
             )]  # fmt: skip
             self.db.execute("DELETE FROM templates WHERE photo_id = ? AND pack = ?", (photo_id, pack))
-            return self._insert_template(person_id, photo_id, pack, embedding, quality, method), old
+            template_id = self._insert_template(person_id, photo_id, pack, embedding, quality, method)
+            self.record(
+                "template.add",
+                f"person:{person_id}",
+                {
+                    "photo_id": photo_id,
+                    "pack": pack,
+                    "template_id": template_id,
+                    "replaced": old,
+                    "method": method,
+                },
+                actor,
+            )
+            return template_id, old
 
     def _insert_template(
         self,
@@ -453,7 +602,7 @@ class Store:
         cursor = self.db.execute(
             "INSERT INTO templates (person_id, photo_id, pack, embedding, face_px, sharpness, frontalness,"
             " det_score, method, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (person_id, photo_id, pack, _blob(embedding), *quality, method, now()),
+            (person_id, photo_id, pack, self.embedding_blob(embedding), *quality, method, now()),
         )
         self._bump(pack)
         return int(cursor.lastrowid or 0)
@@ -470,7 +619,8 @@ class Store:
             query += " AND person_id = ?"
             params += (person_id,)
         return [
-            Template(r[0], r[1], r[2], _vector(r[3])) for r in self.db.execute(query + " ORDER BY id", params)
+            Template(r[0], r[1], r[2], self.embedding_vector(r[3]))
+            for r in self.db.execute(query + " ORDER BY id", params)
         ]
 
     def template_batches(self, pack: str, size: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -484,7 +634,7 @@ class Store:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([_vector(r[1]) for r in rows])
+            yield ids, np.stack([self.embedding_vector(r[1]) for r in rows])
             last = int(ids[-1])
 
     def template_owners(self, template_ids: list[int]) -> dict[int, int]:
@@ -544,13 +694,27 @@ class Store:
     # rejections --------------------------------------------------------------------------
 
     def add_rejection(
-        self, person_id: int, pack: str, probe: np.ndarray, reviewer: str, reason: str = ""
+        self,
+        person_id: int,
+        pack: str,
+        probe: np.ndarray,
+        reviewer: str,
+        reason: str = "",
+        *,
+        actor: str | None = None,
     ) -> int:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO rejections (person_id, pack, probe_embedding, reviewer, reason, created_at)"
                 " VALUES (?,?,?,?,?,?)",
-                (person_id, pack, _blob(probe), reviewer, reason, now()),
+                (person_id, pack, self.embedding_blob(probe), reviewer, reason, now()),
+            )
+            # the probe embedding stays in its table: the audit log records who rejected what
+            self.record(
+                "rejection.add",
+                f"person:{person_id}",
+                {"rejection_id": cursor.lastrowid, "pack": pack, "reviewer": reviewer, "reason": reason},
+                actor,
             )
         return int(cursor.lastrowid or 0)
 
@@ -564,11 +728,22 @@ class Store:
                 f" WHERE pack = ? AND person_id IN ({marks})",
                 (pack, *chunk),
             ):
-                found.setdefault(row[0], []).append(_vector(row[1]))
+                found.setdefault(row[0], []).append(self.embedding_vector(row[1]))
         return found
 
+    def people_per_list(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT l.name, COUNT(m.person_id) FROM lists l LEFT JOIN memberships m ON m.list_id = l.id"
+            " GROUP BY l.id ORDER BY l.name"
+        )
+        return {name: int(count) for name, count in rows}
+
+    def instance_id(self) -> str:
+        """Stable per data directory: how Home Assistant tells two services apart."""
+        return str(self.db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
-        tables = ("lists", "people", "photos", "templates", "rejections")
+        tables = ("lists", "people", "photos", "templates", "rejections", "decisions")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
 

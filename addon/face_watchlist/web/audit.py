@@ -1,0 +1,25 @@
+"""The audit page's reading of the log. Changes made through the API are recorded by the store
+itself, in the same transaction, with who made them (`ha:<user>` or `token`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from face_watchlist.trust.audit import AuditLog
+from face_watchlist.web.context import service_of
+
+
+def _log(request: web.Request) -> AuditLog:
+    return service_of(request).gallery.store.audit
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")
+
+
+def entries(request: web.Request, since: float | None, until: float | None, limit: int) -> list[Any]:
+    """The newest `limit` entries in the range, newest first (the log reads oldest first)."""
+    return [entry.as_dict() for entry in _log(request).newest(limit, _iso(since), _iso(until))]
