@@ -95,7 +95,7 @@ class FakeService:
         app.router.add_post("/api/people/{id}/photos/from_event", self._photo_from_event, name="from_event")
         app.router.add_get("/api/decisions/{id}/{kind}.jpg", self._evidence, name="evidence")
         app.router.add_post("/api/decisions/{id}/review", self._review, name="review")
-        app.router.add_post("/api/import", self._import, name="import_registry")
+        app.router.add_post("/api/imports", self._import, name="import_registry")
         app.router.add_post("/api/purge", self._purge, name="purge")
         return app
 
@@ -184,17 +184,34 @@ class FakeService:
         if request.match_info["id"] != "42":
             return error(404, "no_such_decision", "no such decision")
         state = "confirmed" if body["action"] == "confirm" else "rejected"
-        return web.json_response({**decision(), "review_state": state})
+        answer = {**decision(), "review_state": state}
+        if body["action"] == "confirm" and body.get("add_template"):
+            answer["template"] = {"added": True, "photo_id": 3}
+        return web.json_response(answer)
 
     async def _import(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.calls.append(("import", body))
-        return web.json_response({"added": 3, "updated": 1, "removed": 0, "skipped": 0, "errors": []})
+        form = await request.post()
+        files = {k: v.file.read() for k, v in form.items() if isinstance(v, web.FileField)}
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        self.calls.append(("import", {**fields, **files}))
+        if fields.get("list") not in self.status["people_per_list"]:
+            return error(404, "not_found", f"no list named {fields.get('list')!r}")
+        job = {
+            "id": "0123456789abcdef",
+            "list": fields["list"],
+            "state": "running",
+            "total": 0,
+            "done": 0,
+            "replace": fields.get("replace") == "true",
+            "counts": {},
+            "errors": [],
+        }
+        return web.json_response(job, status=202)
 
     async def _purge(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls.append(("purge", body))
-        return web.json_response({"decisions": 5, "evidence": 4, "dry_run": body["dry_run"]})
+        return web.json_response({"dry_run": body["dry_run"], "removed": {"decisions": 5, "evidence": 4}})
 
 
 def payload(body: dict[str, Any]) -> str:

@@ -149,7 +149,13 @@ async def test_confirmed_review_fires_match(hass: HomeAssistant, loaded: MockCon
     }
     async_fire_mqtt_message(hass, "face_watchlist/reviews", payload(older))
     await hass.async_block_till_done()
-    assert [e.data["review_state"] for e in bus] == ["pending_review", "confirmed", "confirmed"]
+    rejected = {"decision_id": 8, "camera": "front_door", "review_state": "rejected", "reviewer": "office"}
+    async_fire_mqtt_message(hass, "face_watchlist/reviews", payload(rejected))
+    await hass.async_block_till_done()
+    assert hass.states.get(face).attributes["decision_id"] == 7  # a rejection is no event-entity event
+    assert [e.data["review_state"] for e in bus] == ["pending_review", "confirmed", "confirmed", "rejected"]
+    assert [e.data["event_type"] for e in bus] == ["review_needed", "match", "match", "rejected"]
+    assert bus[0].data["evidence_url"] == bus[0].data["face_url"]
     assert bus[1].data["reviewer"] == "office"
     assert bus[2].data["person"] == "Old Case"
     assert bus[2].data["face_url"].endswith("/decisions/7/face.jpg")

@@ -154,7 +154,11 @@ async def test_enroll_schema_rejects_bad_types(hass: HomeAssistant, loaded: Mock
 
 async def test_confirm_and_reject(hass: HomeAssistant, loaded: MockConfigEntry, service: FakeService) -> None:
     result = await call(hass, "confirm_match", {"decision_id": 42, "add_template": True})
-    assert result == {"decision_id": 42, "review_state": "confirmed"}
+    assert result == {
+        "decision_id": 42,
+        "review_state": "confirmed",
+        "template": {"added": True, "photo_id": 3},
+    }
     assert ("review", {"id": 42, "action": "confirm", "add_template": True}) in service.calls
     result = await call(hass, "reject_match", {"decision_id": 42})
     assert result == {"decision_id": 42, "review_state": "rejected"}
@@ -178,21 +182,72 @@ async def test_remove_person(hass: HomeAssistant, loaded: MockConfigEntry, servi
     assert err.value.translation_key == "not_found"
 
 
-async def test_import_and_purge(hass: HomeAssistant, loaded: MockConfigEntry, service: FakeService) -> None:
+async def test_import_uploads_files(
+    hass: HomeAssistant, loaded: MockConfigEntry, service: FakeService, tmp_path: Path
+) -> None:
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    (tmp_path / "export.csv").write_bytes(b"id,name,photo\nR1,Jane Doe,jane.jpg\n")
+    (tmp_path / "photos.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
     result = await call(
         hass,
         "import_registry",
-        {"list": "registry", "csv": "/share/registry.csv", "photos": "/share/photos.zip", "replace": True},
+        {
+            "list": "registry",
+            "csv": str(tmp_path / "export.csv"),
+            "photos": str(tmp_path / "photos.zip"),
+            "replace": True,
+        },
     )
-    assert result["added"] == 3
-    assert (
-        "import",
-        {"list": "registry", "csv": "/share/registry.csv", "photos": "/share/photos.zip", "replace": True},
-    ) in service.calls
-    await call(hass, "import_registry", {"list": "registry", "csv": "/share/registry.csv"})
-    assert ("import", {"list": "registry", "csv": "/share/registry.csv", "replace": False}) in service.calls
-    assert await call(hass, "purge", {"dry_run": True}) == {"decisions": 5, "evidence": 4, "dry_run": True}
-    assert await call(hass, "purge", {}) == {"decisions": 5, "evidence": 4, "dry_run": False}
+    assert result["id"] == "0123456789abcdef"
+    assert result["state"] == "running"
+    sent = next(c[1] for c in service.calls if c[0] == "import")
+    assert sent == {
+        "list": "registry",
+        "replace": "true",
+        "csv": b"id,name,photo\nR1,Jane Doe,jane.jpg\n",
+        "photos": b"PK\x05\x06" + b"\0" * 18,
+    }
+    service.calls.clear()
+    await call(hass, "import_registry", {"list": "registry", "photos": str(tmp_path / "photos.zip")})
+    assert set(service.calls[0][1]) == {"list", "replace", "photos"}
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "import_registry", {"list": "nolist", "csv": str(tmp_path / "export.csv")})
+    assert err.value.translation_key == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"list": "registry"}, "import_source_required"),
+        ({"list": "registry", "csv": "/etc/passwd.csv"}, "path_not_allowed"),
+        ({"list": "registry", "csv": "ALLOWED/export.txt"}, "wrong_file_type"),
+        ({"list": "registry", "photos": "ALLOWED/photos.tar"}, "wrong_file_type"),
+        ({"list": "registry", "csv": "ALLOWED/missing.csv"}, "image_unreadable"),
+    ],
+)
+async def test_import_invalid(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    service: FakeService,
+    tmp_path: Path,
+    data: dict[str, Any],
+    key: str,
+) -> None:
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    data = {k: v.replace("ALLOWED", str(tmp_path)) for k, v in data.items()}
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "import_registry", data)
+    assert err.value.translation_key == key
+    assert not [c for c in service.calls if c[0] == "import"]
+
+
+async def test_purge(hass: HomeAssistant, loaded: MockConfigEntry, service: FakeService) -> None:
+    assert await call(hass, "purge", {"dry_run": True}) == {
+        "dry_run": True,
+        "removed": {"decisions": 5, "evidence": 4},
+    }
+    assert ("purge", {"dry_run": True}) in service.calls
+    assert (await call(hass, "purge", {}))["dry_run"] is False
 
 
 async def test_service_down_or_failing(

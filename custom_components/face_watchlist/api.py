@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Final, cast
+from typing import Any, BinaryIO, Final, cast
 
 import aiohttp
 
@@ -155,13 +155,20 @@ class FaceWatchlistClient:
             json={"action": action, "add_template": add_template},
         )
 
-    async def import_registry(
-        self, list_name: str, csv: str, photos: str | None, replace: bool
+    async def start_import(
+        self, list_name: str, csv: BinaryIO | None, photos: BinaryIO | None, replace: bool
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {"list": list_name, "csv": csv, "replace": replace}
-        if photos:
-            payload["photos"] = photos
-        return await self._object("POST", "/api/import", json=payload)
+        """Upload a registry CSV and/or a zip of photos (which may hold the CSV): a 202 job.
+
+        The files are streamed from the open file objects, never read whole into memory."""
+        form = aiohttp.FormData()
+        form.add_field("list", list_name)
+        if csv is not None:
+            form.add_field("csv", csv, filename="registry.csv", content_type="text/csv")
+        if photos is not None:
+            form.add_field("photos", photos, filename="photos.zip", content_type="application/zip")
+        form.add_field("replace", "true" if replace else "false")
+        return await self._object("POST", "/api/imports", data=form)
 
     async def purge(self, dry_run: bool) -> dict[str, Any]:
         return await self._object("POST", "/api/purge", json={"dry_run": dry_run})

@@ -266,6 +266,8 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
             )
         if review.review_state == "confirmed":
             self._record_event(EVENT_TYPE_MATCH, decision, reviewer=review.reviewer)
+        elif review.review_state == "rejected":  # automations may withdraw an alert
+            self._fire_bus_event("rejected", decision, review.reviewer)
         self._publish()
 
     # --- devices and bus events ---------------------------------------------------------------
@@ -290,8 +292,12 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
     def _record_event(self, event_type: str, decision: Decision, reviewer: str | None = None) -> None:
         self._seq += 1
         self.data.events[decision.camera] = CameraEvent(self._seq, event_type, decision)
-        if not decision.is_match:
-            return
+        if decision.is_match:
+            self._fire_bus_event(event_type, decision, reviewer)
+
+    def _fire_bus_event(self, event_type: str, decision: Decision, reviewer: str | None) -> None:
+        """face_watchlist_match: the same event type and fields the service fires into HA Core
+        when no integration is set up (docs/interfaces.md), plus the device and entity ids."""
         entity_id = er.async_get(self.hass).async_get_entity_id(
             Platform.EVENT, DOMAIN, f"{self.instance_id}_{decision.camera}_face"
         )
@@ -311,6 +317,7 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
         """What entities and bus events tell about a decision (evidence as HA proxy URLs)."""
         entry_id = self.config_entry.entry_id
         did = decision.decision_id
+        face = evidence_url(entry_id, did, "face") if did and decision.has_face else None
         return {
             "camera": decision.camera,
             "event_id": decision.event_id,
@@ -325,7 +332,8 @@ class FaceWatchlistCoordinator(DataUpdateCoordinator[FaceWatchlistState]):
             "margin": decision.margin,
             "false_match_rate": decision.false_match_rate,
             "timestamp": decision.timestamp,
-            "face_url": evidence_url(entry_id, did, "face") if did and decision.has_face else None,
+            "face_url": face,
+            "evidence_url": face,  # the name the service's own Core event uses
             "snapshot_url": (
                 evidence_url(entry_id, did, "snapshot") if did and decision.has_snapshot else None
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeVar, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
@@ -69,7 +69,7 @@ IMPORT_SCHEMA = vol.Schema(
     {
         **_ENTRY,
         vol.Required(ATTR_LIST): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=100)),
-        vol.Required(ATTR_CSV): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_CSV): cv.string,
         vol.Optional(ATTR_PHOTOS): cv.string,
         vol.Optional(ATTR_REPLACE, default=False): bool,
     }
@@ -228,7 +228,13 @@ async def _confirm(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     decision = await _call(
         client.review(call.data[ATTR_DECISION_ID], "confirm", call.data.get(ATTR_ADD_TEMPLATE, False))
     )
-    return {"decision_id": call.data[ATTR_DECISION_ID], "review_state": decision.get("review_state")}
+    answer: dict[str, Any] = {
+        "decision_id": call.data[ATTR_DECISION_ID],
+        "review_state": decision.get("review_state"),
+    }
+    if "template" in decision:  # add_template: whether the face could be enrolled, and why not
+        answer["template"] = decision["template"]
+    return cast(ServiceResponse, answer)
 
 
 async def _reject(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
@@ -242,14 +248,64 @@ async def _remove(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     return None
 
 
-async def _import(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    client = _client(hass, call)
-    counts = await _call(
-        client.import_registry(
-            call.data[ATTR_LIST], call.data[ATTR_CSV], call.data.get(ATTR_PHOTOS), call.data[ATTR_REPLACE]
+def _open_files(paths: list[Path | None]) -> list[BinaryIO | None]:
+    handles: list[BinaryIO | None] = []
+    try:
+        for path in paths:
+            handles.append(path.open("rb") if path is not None else None)
+    except OSError:
+        _close_files(handles)
+        raise
+    return handles
+
+
+def _close_files(handles: list[BinaryIO | None]) -> None:
+    for handle in handles:
+        if handle is not None:
+            handle.close()
+
+
+def _import_path(hass: HomeAssistant, raw: str | None, suffix: str) -> Path | None:
+    """A registry file the action may upload: absolute, in an allowed folder, the right type."""
+    if raw is None:
+        return None
+    path = Path(raw)
+    if not path.is_absolute() or not hass.config.is_allowed_path(raw):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="path_not_allowed",
+            translation_placeholders={"path": raw},
         )
-    )
-    return cast(ServiceResponse, counts)
+    if path.suffix.lower() != suffix:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="wrong_file_type",
+            translation_placeholders={"path": raw, "suffix": suffix},
+        )
+    return path
+
+
+async def _import(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    csv = _import_path(hass, call.data.get(ATTR_CSV), ".csv")
+    photos = _import_path(hass, call.data.get(ATTR_PHOTOS), ".zip")
+    if csv is None and photos is None:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="import_source_required")
+    client = _client(hass, call)
+    try:
+        csv_file, photos_file = await hass.async_add_executor_job(_open_files, [csv, photos])
+    except OSError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="image_unreadable",
+            translation_placeholders={"path": str(err.filename), "error": err.strerror or str(err)},
+        ) from err
+    try:
+        job = await _call(
+            client.start_import(call.data[ATTR_LIST], csv_file, photos_file, call.data[ATTR_REPLACE])
+        )
+    finally:
+        await hass.async_add_executor_job(_close_files, [csv_file, photos_file])
+    return cast(ServiceResponse, job)
 
 
 async def _purge(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
