@@ -66,6 +66,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: FaceWatchlistConfigEntry
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
 
+    # Tell the service an integration is set up, so it withdraws its own MQTT discovery entities
+    # (same entity ids for the service-wide sensors); before ours are created, to let it go first.
+    integration = await async_get_integration(hass, DOMAIN)
+    await mqtt.async_publish(
+        hass, TOPIC_INTEGRATION, json.dumps({"version": str(integration.version)}), qos=1, retain=True
+    )
+
     service_device = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, status.instance_id)},
@@ -82,11 +89,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: FaceWatchlistConfigEntry
     for unsubscribe in await coordinator.async_subscribe():
         entry.async_on_unload(unsubscribe)
 
-    # Tell the service an integration is set up, so it stops publishing its own MQTT discovery.
-    integration = await async_get_integration(hass, DOMAIN)
-    await mqtt.async_publish(
-        hass, TOPIC_INTEGRATION, json.dumps({"version": str(integration.version)}), qos=1, retain=True
-    )
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
