@@ -38,6 +38,7 @@ async def rig(
     model_dir: Path,
     web_port: int = 0,
     web_token: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,  # merged into the option blocks below
     **watch: Any,
 ) -> AsyncIterator[Rig]:
     store = Store(tmp_path / "data")
@@ -48,16 +49,17 @@ async def rig(
     )
     sim = FrigateSimulator(auth=True)
     await sim.start()
-    settings = load_settings(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "faces": {"model_dir": str(model_dir)},
-            "mqtt": {"port": port, "client_id": "fw-test"},
-            "web": {"port": web_port, "token": web_token},
-            "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
-            "watch": watch,
-        }
-    )
+    raw: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "faces": {"model_dir": str(model_dir)},
+        "mqtt": {"port": port, "client_id": "fw-test"},
+        "web": {"port": web_port, "token": web_token},
+        "frigate": {"url": sim.base_url, "username": "admin", "password": "frigate-sim-password"},
+        "watch": watch,
+    }
+    for block, values in (options or {}).items():
+        raw[block] = {**raw.get(block, {}), **values}
+    settings = load_settings(raw)
     service = Service(settings, pipeline, gallery)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
