@@ -8,6 +8,7 @@ parse HTML or a traceback.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -65,6 +66,15 @@ async def error_middleware(
         return error_response(
             status, _CODES.get(status, "bad_request"), f"malformed request: {err.message}"[:300]
         )
+    except sqlite3.OperationalError as err:
+        problem = str(err)
+        if "locked" in problem or "busy" in problem:  # another process held it past the busy timeout
+            message = "the database is locked by another process; try again"
+            return error_response(503, "unavailable", message, headers={"Retry-After": "5"})
+        if "full" in problem:
+            return error_response(507, "insufficient_storage", "the disk holding the database is full")
+        LOG.exception("error in %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the service log")
     except Exception:  # a bug in one route must not take the service down or leak a traceback
         LOG.exception("error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the service log")
