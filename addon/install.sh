@@ -22,7 +22,8 @@ build() {
     apt_install ca-certificates python3 python3-venv python3-dev build-essential
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet -r "$src/requirements.txt"
+    # pinned versions, every file's sha256 checked (requirements.lock, made by scripts/lock)
+    "$VENV/bin/pip" install --quiet --require-hashes -r "$src/requirements.lock"
     # insightface's wheel requires the GUI opencv-python, which would take cv2 over from the
     # headless build: install it alone; requirements.txt has what its imports need
     "$VENV/bin/pip" install --quiet --no-deps -r "$src/requirements-nodeps.txt"
@@ -49,6 +50,8 @@ EOF
     # debug symbols: hnswlib is compiled here with them, several wheels ship them (about 40 MB)
     find "$site" -name '*.so*' -type f -exec strip --strip-unneeded {} +
     "$VENV/bin/python" -m compileall -q "$site/face_watchlist"
+    # the image never installs anything at run time: no installer in it (14 MB, one tool less)
+    "$VENV/bin/python" -m pip uninstall --quiet --yes pip
     "$VENV/bin/face-watchlist" --version
 }
 

@@ -25,7 +25,7 @@ SUITE = "trixie"
 VENV = Path("opt/face-watchlist")
 SITE = VENV / "lib/python3.13/site-packages"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-INPUTS = ("install.sh", "requirements.txt", "requirements-nodeps.txt")
+INPUTS = ("install.sh", "requirements.txt", "requirements.lock", "requirements-nodeps.txt")
 RECIPE = "2"  # bump when build_rootfs changes what it makes
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -39,7 +39,7 @@ async def rig(
     model_dir: Path,
     web_port: int = 0,
     web_token: str | None = None,
-    options: dict[str, dict[str, Any]] | None = None,  # more option blocks (outputs, homeassistant, ...)
+    options: dict[str, dict[str, Any]] | None = None,  # merged into the option blocks below
     outputs: bool = False,  # the outputs the options ask for, as open_service builds them
     **watch: Any,
 ) -> AsyncIterator[Rig]:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from face_watchlist.cli import main
 from face_watchlist.errors import ImageError
 from face_watchlist.faces.images import DEFAULT_MAX_PIXELS, decode_image, load_image, sniff_size
+from fuzzing import examples
 
 DATA = Path(__file__).resolve().parent / "data"
 FACE_JPEG = DATA / "faces/dlib_johns/images/John_Salley/001.jpg"  # 150x150
@@ -364,7 +365,7 @@ def test_thumbnail_end_marker_does_not_pass_for_a_complete_file() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # fuzzing: an HxWx3 uint8 array or an ImageError, nothing else
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(200, 2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = {
     "jpeg": REAL,
     "png": encode(imread(FACE_JPEG), ".png"),

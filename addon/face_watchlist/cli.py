@@ -238,6 +238,12 @@ def cmd_bench_latency(args: argparse.Namespace, settings: Settings) -> int:
     return _print_report(run_latency(_pipeline(settings), args, settings.model_dir), args.json)
 
 
+def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
+    from face_watchlist.bench.load import run_load
+
+    return _print_report(run_load(_pipeline(settings), args, settings.model_dir), args.json)
+
+
 def cmd_bench_identify(args: argparse.Namespace, settings: Settings) -> int:
     from face_watchlist.bench.identify import run_identify
 
@@ -375,6 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1.0, help="events per second in the steady phase")
     p.add_argument("--burst", type=int, default=60, help="events published at once to measure saturation")
     p.add_argument("--soak", type=int, default=0, help="then this many events for memory growth (e.g. 10000)")
+    p.add_argument("--json", type=Path)
+    p = add(
+        "load", cmd_bench_load, "cameras bursting through a real broker: health, queue, drops, memory", bsub
+    )
+    p.add_argument(
+        "--gallery",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "tests/data/faces/face_recognition_knn/enroll",
+        help="<person>/*.jpg enrolled and replayed",
+    )
+    p.add_argument("--cameras", type=int, default=16)
+    p.add_argument("--rate", type=float, default=20.0, help="new tracked people per second, all cameras")
+    p.add_argument("--seconds", type=float, default=120.0, help="length of the burst")
+    p.add_argument("--dwell", type=float, default=2.0, help="seconds each person stays before `end`")
+    p.add_argument("--idle", type=float, default=60.0, help="quiet seconds after the burst before memory")
+    p.add_argument("--queue-size", type=int, default=32, help="the service's watch.queue_size")
     p.add_argument("--json", type=Path)
     p = add("api", cmd_bench_api, "HTTP API list pages on a seeded registry-size database", bsub)
     p.add_argument("--people", type=int, default=10_000)

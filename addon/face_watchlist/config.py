@@ -189,12 +189,24 @@ class Settings:
         return Cipher(key) if key else None
 
 
+_SECRET_WORDS = ("password", "token", "secret", "key")
+
+
+def _describe(raw: dict[str, Any], err: vol.Invalid) -> str:
+    """The error with the offending value, except a secret's: configuration errors reach logs."""
+    errors = err.errors if isinstance(err, vol.MultipleInvalid) else [err]
+    return "; ".join(
+        str(e) if any(w in str(p).lower() for p in e.path for w in _SECRET_WORDS) else humanize_error(raw, e)
+        for e in errors
+    )
+
+
 def load_settings(raw: dict[str, Any]) -> Settings:
     """Validate raw options; the error names the offending key."""
     try:
         conf = SCHEMA(raw)
     except vol.Invalid as err:
-        raise FaceWatchlistError(f"invalid configuration: {humanize_error(raw, err)}") from None
+        raise FaceWatchlistError(f"invalid configuration: {_describe(raw, err)}") from None
     faces = conf["faces"]
     data_dir = Path(conf["data_dir"]).expanduser()
     return Settings(

@@ -150,7 +150,8 @@ class Service:
             self.counters[f"skipped: {step.reason}"] += 1
             return
         if self.queue.qsize() >= self.settings.watch["queue_size"]:
-            self.counters["dropped_queue_full"] += 1
+            if step.action == "attempt":  # a look not taken; an end with nothing to look at drops nothing
+                self.counters["dropped_queue_full"] += 1
             if not step.final:
                 LOG.warning(
                     "queue full: dropped an attempt for %s (%d dropped so far)",

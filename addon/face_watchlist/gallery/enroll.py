@@ -259,6 +259,13 @@ def parse_registry(text: str) -> tuple[list[RegistryRow], list[str]]:
     """Rows of a registry CSV (`id`, `name`, `photo`; other columns ignored) and one error per
     malformed line, with its line number. Malformed rows are skipped whole."""
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_rows(reader)
+    except csv.Error as err:  # e.g. a field over csv's limit: the reader cannot go past it
+        raise FaceWatchlistError(f"registry CSV, after line {reader.line_num}: {err}") from None
+
+
+def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[RegistryRow], list[str]]:
     missing = {"id", "name", "photo"} - {(f or "").strip().lower() for f in reader.fieldnames or []}
     if missing:
         raise FaceWatchlistError(f"registry CSV lacks the column(s): {', '.join(sorted(missing))}")

@@ -9,9 +9,11 @@ person.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -95,6 +97,28 @@ def boxed_snapshot(snapshot: bytes, box: tuple[float, float, float, float] | Non
 class Records:
     def __init__(self, store: Store, max_pixels: int) -> None:
         self.store, self.max_pixels = store, max_pixels
+        self.sweep_evidence()  # what a crash left: evidence of no decision must not stay on disk
+
+    def sweep_evidence(self, grace_s: float = 3600.0) -> int:
+        """Delete evidence files no decision names (a kill between a purge's commit and its
+        unlinks, or mid-write). Files younger than `grace_s` may belong to a write in flight in
+        another process and are spared. Returns how many were deleted."""
+        root = self.store.evidence_dir
+        if not root.exists():
+            return 0
+        prefixes = {
+            r[0] for r in self.store.db.execute("SELECT evidence FROM decisions WHERE evidence IS NOT NULL")
+        }
+        known = {f"{prefix}{kind}" for prefix in prefixes for kind in EVIDENCE_KINDS}
+        cutoff, removed = time.time() - grace_s, 0
+        for path in root.rglob("*"):
+            if not path.is_file() or path.relative_to(root).as_posix() in known:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def add(
         self,
@@ -172,12 +196,20 @@ class Records:
     def _write(self, prefix: str, files: list[tuple[str, bytes]]) -> None:
         """Inside the transaction: a failed write rolls the row back; a crash leaves only files
         that no row names (removed by `sweep_evidence`)."""
-        for kind, data in files:
-            path = self.store.evidence_dir / f"{prefix}{kind}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_bytes(encrypt_bytes(data, self.store.cipher, b"evidence"))
-            temporary.replace(path)
+        written: list[Path] = []
+        try:
+            for kind, data in files:
+                path = self.store.evidence_dir / f"{prefix}{kind}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_name(f".{path.name}.tmp")
+                written.append(temporary)
+                temporary.write_bytes(encrypt_bytes(data, self.store.cipher, b"evidence"))
+                temporary.replace(path)
+                written[-1] = path
+        except OSError:  # e.g. a full disk: no half-written file, no crop without its row
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
 
     def get(self, decision_id: int) -> DecisionRecord:
         row = self.store.db.execute("SELECT * FROM decisions WHERE id = ?", (decision_id,)).fetchone()
@@ -315,26 +347,6 @@ class Records:
                         [self.store.evidence_dir / f"{row[1]}{kind}" for kind in EVIDENCE_KINDS]
                     )
         return len(rows)
-
-    def sweep_evidence(self, grace_s: float = 3600.0) -> int:
-        """Remove evidence files no row names (a crash between writing them and the commit),
-        sparing young ones that may belong to a decision being recorded."""
-        named = {
-            f"{prefix}{kind}"
-            for (prefix,) in self.store.db.execute(
-                "SELECT evidence FROM decisions WHERE evidence IS NOT NULL"
-            )
-            for kind in EVIDENCE_KINDS
-        }
-        removed = 0
-        cutoff = time.time() - grace_s
-        root = self.store.evidence_dir
-        for path in root.rglob("*") if root.exists() else []:
-            relative = path.relative_to(root).as_posix()
-            if path.is_file() and relative not in named and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        return removed
 
     def purge_decisions(self, before: float, *, dry_run: bool = False) -> int:
         """Delete decision rows (no biometrics left in them once evidence is purged)."""

@@ -16,8 +16,13 @@ def _log(request: web.Request) -> AuditLog:
     return service_of(request).gallery.store.audit
 
 
+LATEST = datetime(9999, 12, 31, tzinfo=UTC).timestamp()  # datetime's range; beyond it, the same answer
+
+
 def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(min(max(moment, 0.0), LATEST), UTC).isoformat(timespec="microseconds")
 
 
 def entries(request: web.Request, since: float | None, until: float | None, limit: int) -> list[Any]:

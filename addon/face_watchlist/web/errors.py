@@ -8,9 +8,11 @@ parse HTML or a traceback.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 LOG = logging.getLogger(__name__)
 
@@ -59,6 +61,20 @@ async def error_middleware(
         text = err.text if err.text and not err.text.startswith(f"{err.status}:") else err.reason
         keep = {k: v for k, v in err.headers.items() if k in ("Allow", "WWW-Authenticate")}
         return error_response(err.status, code, text or err.reason, headers=keep)
+    except HttpProcessingError as err:  # a malformed body part met while a handler reads it
+        status = err.code if 400 <= err.code < 500 else 400
+        return error_response(
+            status, _CODES.get(status, "bad_request"), f"malformed request: {err.message}"[:300]
+        )
+    except sqlite3.OperationalError as err:
+        problem = str(err)
+        if "locked" in problem or "busy" in problem:  # another process held it past the busy timeout
+            message = "the database is locked by another process; try again"
+            return error_response(503, "unavailable", message, headers={"Retry-After": "5"})
+        if "full" in problem:
+            return error_response(507, "insufficient_storage", "the disk holding the database is full")
+        LOG.exception("error in %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the service log")
     except Exception:  # a bug in one route must not take the service down or leak a traceback
         LOG.exception("error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the service log")

@@ -311,7 +311,10 @@ async def upload_photo(request: web.Request) -> web.Response:
 async def _read_photo_form(request: web.Request) -> tuple[bytes, str, int | None]:
     if not request.content_type.startswith("multipart/"):
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a `photo` field")
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as err:  # e.g. no boundary in the Content-Type
+        raise ApiError(400, "bad_request", f"not a readable multipart/form-data body ({err})") from None
     data, filename, face = b"", "photo", None
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):

@@ -152,7 +152,10 @@ async def start_import(request: web.Request) -> web.Response:
 async def _read_import_form(request: web.Request) -> dict[str, bytes]:
     limits = {"csv": MAX_CSV_BYTES, "photos": MAX_ZIP_BYTES, "list": 400, "replace": 10}
     fields: dict[str, bytes] = {}
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as err:  # e.g. no boundary in the Content-Type
+        raise ApiError(400, "bad_request", f"not a readable multipart/form-data body ({err})") from None
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or part.name not in limits:
             continue

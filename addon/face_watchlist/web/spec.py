@@ -5,6 +5,7 @@ request (path and query parameters, JSON bodies) and becomes the OpenAPI 3 docum
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ Schema = dict[str, Any]
 QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")
 BODY: web.RequestKey[Any] = web.RequestKey("body")
 MAX_JSON_BYTES = 1 << 20
+SQLITE_INT = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,11 @@ def validate(schema: Schema, value: Any, where: str) -> None:
         if "pattern" in schema and not re.search(schema["pattern"], value):
             raise ApiError(400, "bad_request", f"{where}: has characters that are not allowed")
     if isinstance(value, int | float) and not isinstance(value, bool):
+        # what SQLite and datetime can hold: a huge id or NaN is the caller's error, not a crash
+        if not math.isfinite(value) or (
+            isinstance(value, int) and not SQLITE_INT[0] <= value <= SQLITE_INT[1]
+        ):
+            raise ApiError(400, "bad_request", f"{where}: number out of range")
         if "minimum" in schema and value < schema["minimum"]:
             raise ApiError(400, "bad_request", f"{where}: must be at least {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
