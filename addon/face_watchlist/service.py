@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from face_watchlist import __version__
+from face_watchlist import __version__, memory
 from face_watchlist.config import Settings
 from face_watchlist.errors import FaceWatchlistError, ImageError
 from face_watchlist.faces.images import decode_image, encode_jpeg
@@ -116,6 +116,7 @@ class Service:
         self._models = asyncio.Lock()
         self._listeners: list[Listener] = []
         self._status_changed = asyncio.Event()
+        self._handled = self._handled_at_trim = 0
         self.records = Records(gallery.store, settings.max_pixels)
         self.cameras: set[str] = set(watch["cameras"])
 
@@ -173,6 +174,7 @@ class Service:
                 self.counters["errors"] += 1
                 LOG.exception("error while handling %s", job.event.id)
             finally:
+                self._handled += 1
                 self.queue.task_done()
 
     async def _handle(self, job: _Job) -> None:
@@ -381,6 +383,10 @@ class Service:
             self._status_changed.clear()
             if self._client is not None:
                 await self.publish_status()
+            if self.queue.empty() and self._handled > self._handled_at_trim:
+                # quiet again after work: hand the burst's freed memory back (glibc keeps it)
+                self._handled_at_trim = self._handled
+                await asyncio.to_thread(memory.trim)
             await asyncio.sleep(STATUS_MIN_GAP_S)
 
     def add_listener(self, listener: Listener) -> None:
