@@ -9,7 +9,6 @@ person.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 
 from face_watchlist.errors import ImageError
 from face_watchlist.faces.images import decode_image, encode_jpeg
-from face_watchlist.gallery.store import EVIDENCE_KINDS, Store, StoreError
+from face_watchlist.gallery.store import EVIDENCE_KINDS, Store, StoreError, sweep_unnamed
 from face_watchlist.outputs.messages import ReviewState
 from face_watchlist.trust.crypto import decrypt_bytes, encrypt_bytes
 
@@ -103,22 +102,11 @@ class Records:
         """Delete evidence files no decision names (a kill between a purge's commit and its
         unlinks, or mid-write). Files younger than `grace_s` may belong to a write in flight in
         another process and are spared. Returns how many were deleted."""
-        root = self.store.evidence_dir
-        if not root.exists():
-            return 0
         prefixes = {
             r[0] for r in self.store.db.execute("SELECT evidence FROM decisions WHERE evidence IS NOT NULL")
         }
         known = {f"{prefix}{kind}" for prefix in prefixes for kind in EVIDENCE_KINDS}
-        cutoff, removed = time.time() - grace_s, 0
-        for path in root.rglob("*"):
-            if not path.is_file() or path.relative_to(root).as_posix() in known:
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return sweep_unnamed(self.store.evidence_dir, known, grace_s)
 
     def add(
         self,

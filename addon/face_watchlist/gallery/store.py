@@ -677,19 +677,9 @@ class Store:
 
         Files younger than `grace_s` are spared: they may belong to an enrolment in flight in
         another process (written, or renamed in but not yet committed)."""
-        if not self.photos_dir.exists():
-            return 0
-        removed = 0
-        cutoff = time.time() - grace_s
-        known = {r[0] for r in self.db.execute("SELECT path FROM photos")}
-        for path in self.photos_dir.rglob("*"):
-            if not path.is_file() or path.relative_to(self.photos_dir).as_posix() in known:
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return sweep_unnamed(
+            self.photos_dir, {r[0] for r in self.db.execute("SELECT path FROM photos")}, grace_s
+        )
 
     # rejections --------------------------------------------------------------------------
 
@@ -745,6 +735,22 @@ class Store:
     def counts(self) -> dict[str, int]:
         tables = ("lists", "people", "photos", "templates", "rejections", "decisions")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+
+def sweep_unnamed(root: Path, known: set[str], grace_s: float) -> int:
+    """Delete the files under `root` whose relative path is not `known` and that are older than
+    `grace_s` (younger ones may belong to a write in flight in another process)."""
+    if not root.exists():
+        return 0
+    cutoff, removed = time.time() - grace_s, 0
+    for path in root.rglob("*"):
+        if not path.is_file() or path.relative_to(root).as_posix() in known:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _list(row: sqlite3.Row) -> WatchList:
