@@ -163,6 +163,7 @@ def _service_accepts(key: str, value: Any) -> bool:
 # keys whose add-on type is looser than the service's on purpose (the service checks at start-up)
 KEY_SAMPLES: dict[str, tuple[list[Any], list[Any]]] = {
     "security.encryption_key": ([base64.urlsafe_b64encode(bytes(range(32))).decode()], []),
+    "watch.camera_min_face_px": (["front gate=24"], ["front gate"]),
 }
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from face_watchlist import __version__
 from face_watchlist.cli import main
+from face_watchlist.config import load_settings
+from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.packs import PACKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,3 +304,13 @@ def test_python_dash_m(model_dir: Path) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert_one_line_error(done.stderr, "nope.jpg: no such file")
+
+
+def test_a_camera_can_have_its_own_minimum_face_size() -> None:
+    settings = load_settings({"watch": {"camera_min_face_px": ["far gate=20", "hall=48"]}})
+    assert settings.gate_for("far gate").min_face_px == 20
+    assert settings.gate_for("hall").min_face_px == 48
+    assert settings.gate_for("kitchen") == settings.gate  # the common gate
+    assert settings.gate_for("far gate").min_sharpness == settings.gate.min_sharpness
+    with pytest.raises(FaceWatchlistError, match="camera_min_face_px"):
+        load_settings({"watch": {"camera_min_face_px": ["far gate"]}})

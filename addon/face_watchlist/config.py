@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,10 @@ WATCH_SCHEMA = vol.Schema(
         vol.Optional("snapshot_height", default=None): vol.Any(None, vol.All(int, vol.Range(min=64))),
         # no usable face in the snapshot: look around the person in the current full frame
         vol.Optional("latest_frame", default=True): bool,
+        # `camera=px`: a camera's own minimum face height (a far gate camera may need less)
+        vol.Optional("camera_min_face_px", default=[]): vol.All(
+            [vol.All(str, vol.Match(r"^[^=]{1,200}=\d{1,4}$"))], vol.Length(max=200)
+        ),
         vol.Optional("queue_size", default=32): vol.All(int, vol.Range(min=1, max=10_000)),
     }
 )
@@ -183,6 +187,14 @@ class Settings:
     outputs: dict[str, Any] = field(default_factory=lambda: OUTPUTS_SCHEMA({}))
     homeassistant: dict[str, Any] = field(default_factory=lambda: HOMEASSISTANT_SCHEMA({}))
     retention: dict[str, Any] = field(default_factory=lambda: RETENTION_SCHEMA({}))
+
+    def gate_for(self, camera: str) -> QualityGate:
+        """The quality gate for a camera: the common one, with the camera's own face size if set."""
+        for entry in self.watch["camera_min_face_px"]:
+            name, _, px = entry.rpartition("=")
+            if name == camera:
+                return replace(self.gate, min_face_px=float(px))
+        return self.gate
 
     def cipher(self) -> Cipher | None:
         key = self.security.get("encryption_key")

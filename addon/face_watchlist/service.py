@@ -215,7 +215,7 @@ class Service:
             return
         timing["fetch_ms"] = round((time.perf_counter() - start) * 1000, 1)
         start = time.perf_counter()
-        looks = await self._looks(event.id, data)
+        looks = await self._looks(event.id, event.camera, data)
         if looks is not None and not looks and event.box is not None and self.settings.watch["latest_frame"]:
             looks = await self._latest_frame_looks(event, timing)
         if looks:
@@ -227,14 +227,17 @@ class Service:
         timing["match_ms"] = round((time.perf_counter() - start) * 1000, 1)
         sighting.faces += len(looks or [])
 
-    async def _looks(self, event_id: str, data: bytes, person: _Box | None = None) -> list[_Look] | None:
+    async def _looks(
+        self, event_id: str, camera: str, data: bytes, person: _Box | None = None
+    ) -> list[_Look] | None:
         """The usable faces in a picture (None: not a picture we can read). Only the models run
         under the lock: decoding and cropping overlap with the other worker's inference."""
         try:
             image, picture = await asyncio.to_thread(self._prepare, data, person)
             async with self._models:  # the detector is not thread-safe: one inference at a time
                 faces = await asyncio.to_thread(self.pipeline.analyse, image, True, person is not None)
-            usable = [f for f in faces if f.embedding is not None and self.settings.gate.passes(f.quality)]
+            gate = self.settings.gate_for(camera)
+            usable = [f for f in faces if f.embedding is not None and gate.passes(f.quality)]
             crops = await asyncio.to_thread(lambda: [crop_jpeg(image, f.detection.box) for f in usable])
         except ImageError as err:
             self.counters["bad_images"] += 1
@@ -269,7 +272,7 @@ class Service:
             return []
         timing["latest_frame_ms"] = round((time.perf_counter() - start) * 1000, 1)
         self.counters["latest_frame_looks"] += 1
-        looks = await self._looks(event.id, frame, event.box) or []
+        looks = await self._looks(event.id, event.camera, frame, event.box) or []
         self.counters["latest_frame_faces"] += bool(looks)
         return looks
 
