@@ -121,12 +121,18 @@ def test_lists(cli: Cli) -> None:
         "threshold": None,
         "margin": None,
         "policy": "review_first",
+        "schedule": None,
         "people": 0,
         "effective_threshold": PACKS["opencv-zoo"].thresholds.threshold,
         "effective_margin": PACKS["opencv-zoo"].thresholds.margin,
     }
     assert rows["staff"]["kind"] == "known"
     assert rows["staff"]["policy"] == "immediate"
+    assert cli("lists", "set", "staff", "--schedule", "mon-fri 07:00-17:00")[0] == 0
+    assert {r["name"]: r for r in cli.json("lists")}["staff"]["schedule"] == "mon-fri 07:00-17:00"
+    code, out, err = cli("lists", "set", "staff", "--schedule", "weekdays")
+    assert code == 1
+    assert "mon-fri" in err
     assert (rows["staff"]["threshold"], rows["staff"]["effective_threshold"]) == (0.5, 0.5)
     assert (rows["staff"]["margin"], rows["staff"]["effective_margin"]) == (0.1, 0.1)
 

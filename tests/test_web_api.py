@@ -101,6 +101,13 @@ async def test_lists_people_and_memberships(web: Api) -> None:
     assert staff["policy"] == "immediate"
     dup = await _json(await c.post("/api/lists", json={"name": "staff"}, headers=AUTH), 409)
     assert dup["error"] == "conflict"
+    hours = {"name": "gate", "policy": "immediate", "schedule": "mon-fri 07:00-17:00"}
+    gate = await _json(await c.post("/api/lists", json=hours, headers=AUTH), 201)
+    assert gate["schedule"] == "mon-fri 07:00-17:00"
+    bad = await _json(
+        await c.patch(f"/api/lists/{gate['id']}", json={"schedule": "weekdays"}, headers=AUTH), 400
+    )
+    assert "mon-fri" in bad["message"]
     jane = await _json(
         await c.post(
             "/api/people",

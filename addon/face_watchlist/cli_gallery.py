@@ -52,7 +52,14 @@ def _pipeline(settings: Settings) -> FacePipeline:
 
 
 def _list_json(w: WatchList) -> dict[str, Any]:
-    return {"name": w.name, "kind": w.kind, "threshold": w.threshold, "margin": w.margin, "policy": w.policy}
+    return {
+        "name": w.name,
+        "kind": w.kind,
+        "threshold": w.threshold,
+        "margin": w.margin,
+        "policy": w.policy,
+        "schedule": w.schedule,
+    }
 
 
 # lists ---------------------------------------------------------------------------------------
@@ -63,13 +70,17 @@ def cmd_lists(args: argparse.Namespace, settings: Settings) -> int:
         store, defaults = gallery.store, gallery.spec.thresholds
         action = args.lists_command or "show"
         if action == "add":
-            store.create_list(args.name, args.kind, args.threshold, args.margin, args.policy)
+            store.create_list(
+                args.name, args.kind, args.threshold, args.margin, args.policy, schedule=args.schedule
+            )
         elif action == "set":
             changes = {
                 k: getattr(args, k)
                 for k in ("kind", "threshold", "margin", "policy")
                 if getattr(args, k) is not None
             }
+            if args.schedule is not None:
+                changes["schedule"] = args.schedule or None  # "": always
             if args.rename:
                 changes["name"] = args.rename
             store.update_list(args.name, **changes)
@@ -333,6 +344,7 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     q.add_argument("--threshold", type=float, help="raw cosine (default: the pack's)")
     q.add_argument("--margin", type=float, help="over the best other person (default: the pack's)")
     q.add_argument("--policy", choices=["review_first", "immediate"])
+    q.add_argument("--schedule", help="immediate lists: when to alert at once, e.g. 'mon-fri 07:00-17:00'")
     q = add("set", cmd_lists, "change a list", lsub)
     q.add_argument("name")
     q.add_argument("--rename")
@@ -340,6 +352,7 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     q.add_argument("--threshold", type=float)
     q.add_argument("--margin", type=float)
     q.add_argument("--policy", choices=["review_first", "immediate"])
+    q.add_argument("--schedule", help="'mon-fri 07:00-17:00; sat 09:00-12:00', or '' for always")
     q = add("remove", cmd_lists, "delete a list (people on no other list are deleted)", lsub)
     q.add_argument("name")
 

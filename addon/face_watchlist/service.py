@@ -305,7 +305,7 @@ class Service:
             list=decision.list.name,
             list_id=decision.list.id,
             list_kind=decision.list.kind,
-            review_state=review_state(decision.list.policy),
+            review_state=review_state(decision.list.policy, decision.list.schedule),
             score=round(decision.score, 4),
             margin=round(decision.margin, 4),
             false_match_rate=float(f"{decision.false_match_rate:.3g}"),

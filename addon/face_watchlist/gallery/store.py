@@ -24,6 +24,7 @@ import numpy as np
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.trust import audit
 from face_watchlist.trust.crypto import Cipher, decrypt_bytes, encrypt_bytes
+from face_watchlist.trust.schedule import parse as parse_schedule
 
 EVIDENCE_KINDS = ("face.jpg", "snapshot.jpg")
 ListKind = Literal["watch", "known"]
@@ -124,6 +125,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX decisions_person ON decisions (person_id);
     """,
     audit.SCHEMA,  # the hash-chained audit log (face_watchlist.trust.audit)
+    # when an immediate list may alert at once (face_watchlist.trust.schedule); NULL: always
+    "ALTER TABLE lists ADD COLUMN schedule TEXT",
 )
 
 
@@ -139,6 +142,7 @@ class WatchList:
     threshold: float | None
     margin: float | None
     policy: AlertPolicy
+    schedule: str | None = None  # outside it an immediate list's match waits for review
 
 
 @dataclass(frozen=True)
@@ -270,18 +274,22 @@ class Store:
         margin: float | None = None,
         policy: AlertPolicy | None = None,
         *,
+        schedule: str | None = None,
         actor: str | None = None,
     ) -> WatchList:
         policy = policy or ("review_first" if kind == "watch" else "immediate")
+        if schedule is not None:
+            parse_schedule(schedule)
         try:
             with self.transaction():
                 cursor = self.db.execute(
-                    "INSERT INTO lists (name, kind, threshold, margin, policy, created_at)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (name, kind, threshold, margin, policy, now()),
+                    "INSERT INTO lists (name, kind, threshold, margin, policy, schedule, created_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (name, kind, threshold, margin, policy, schedule, now()),
                 )
                 settings = {"name": name, "kind": kind, "threshold": threshold, "margin": margin}
-                self.record("list.create", f"list:{cursor.lastrowid}", settings | {"policy": policy}, actor)
+                settings |= {"policy": policy, "schedule": schedule}
+                self.record("list.create", f"list:{cursor.lastrowid}", settings, actor)
         except sqlite3.IntegrityError:
             raise StoreError(f"a list named {name!r} already exists") from None
         return self.get_list(name)
@@ -301,10 +309,12 @@ class Store:
         return [_list(r) for r in self.db.execute("SELECT * FROM lists ORDER BY name")]
 
     def update_list(self, name: str, /, *, actor: str | None = None, **changes: object) -> WatchList:
-        allowed = {"name", "kind", "threshold", "margin", "policy"}
+        allowed = {"name", "kind", "threshold", "margin", "policy", "schedule"}
         unknown = set(changes) - allowed
         if unknown:
             raise StoreError(f"unknown list settings: {', '.join(sorted(unknown))}")
+        if isinstance(changes.get("schedule"), str):
+            parse_schedule(str(changes["schedule"]))
         current = self.get_list(name)
         if changes:
             columns = ", ".join(f"{key} = ?" for key in changes)
@@ -754,7 +764,9 @@ def sweep_unnamed(root: Path, known: set[str], grace_s: float) -> int:
 
 
 def _list(row: sqlite3.Row) -> WatchList:
-    return WatchList(row["id"], row["name"], row["kind"], row["threshold"], row["margin"], row["policy"])
+    return WatchList(
+        row["id"], row["name"], row["kind"], row["threshold"], row["margin"], row["policy"], row["schedule"]
+    )
 
 
 def _person(row: sqlite3.Row) -> Person:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
+
+from face_watchlist.trust.schedule import covers
 
 Result = Literal["match", "unknown", "no_face"]
 # pending_review: a review_first list, a reviewer must confirm before anyone acts; alert: an
@@ -63,9 +66,12 @@ class DecisionMessage:
         return dumps(self.as_dict())
 
 
-def review_state(policy: str) -> ReviewState:
-    """The state a new match starts in, by its list's alert policy."""
-    return "pending_review" if policy == "review_first" else "alert"
+def review_state(policy: str, schedule: str | None = None, when: datetime | None = None) -> ReviewState:
+    """The state a new match starts in: by its list's alert policy, and for an immediate list
+    its schedule (outside it the match waits for a reviewer instead of alerting)."""
+    if policy == "review_first":
+        return "pending_review"
+    return "alert" if covers(schedule, when or datetime.now()) else "pending_review"
 
 
 def dumps(data: dict[str, Any]) -> bytes:

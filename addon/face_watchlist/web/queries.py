@@ -24,6 +24,7 @@ def lists(store: Store) -> list[dict[str, Any]]:
             "policy": w.policy,
             "threshold": w.threshold,
             "margin": w.margin,
+            "schedule": w.schedule,
             "people": int(counts.get(w.id, 0)),
         }
         for w in store.lists()

@@ -13,6 +13,7 @@ from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.images import decode_image
 from face_watchlist.gallery.enroll import MAX_PHOTO_BYTES
 from face_watchlist.gallery.store import Person, Store, StoreError, WatchList
+from face_watchlist.trust.schedule import ScheduleError
 from face_watchlist.web import queries
 from face_watchlist.web.context import WebService, actor, service_of
 from face_watchlist.web.enrolment import Enrolled, WebEnroller
@@ -99,8 +100,11 @@ async def create_list(request: web.Request) -> web.Response:
             body.get("threshold"),
             body.get("margin"),
             body.get("policy"),
+            schedule=body.get("schedule"),
             actor=actor(request),
         )
+    except ScheduleError as err:
+        raise ApiError(400, "bad_request", str(err)) from None
     except StoreError as err:
         raise ApiError(409, "conflict", str(err)) from None
     return web.json_response(_list_json(store, created.id), status=201)
@@ -122,6 +126,8 @@ async def update_list(request: web.Request) -> web.Response:
         changes["name"] = changes["name"].strip()
     try:
         store.update_list(current.name, actor=actor(request), **changes)
+    except ScheduleError as err:
+        raise ApiError(400, "bad_request", str(err)) from None
     except StoreError as err:
         raise ApiError(409, "conflict", str(err)) from None
     return web.json_response(_list_json(store, current.id))

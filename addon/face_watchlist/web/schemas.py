@@ -17,6 +17,7 @@ WATCH_LIST: Schema = {
         "policy": {"type": "string", "enum": ["review_first", "immediate"]},
         "threshold": {"type": "number", "nullable": True},
         "margin": {"type": "number", "nullable": True},
+        "schedule": {"type": "string", "nullable": True},
         "people": {"type": "integer"},
     },
 }
@@ -31,6 +32,8 @@ NEW_LIST: Schema = {
         "policy": {"type": "string", "enum": ["review_first", "immediate"]},
         "threshold": NULLABLE_NUMBER,
         "margin": NULLABLE_NUMBER,
+        # immediate lists: when to alert at once, e.g. "mon-fri 07:00-17:00"; null: always
+        "schedule": {"type": "string", "maxLength": 200, "nullable": True},
     },
 }
 
