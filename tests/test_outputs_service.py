@@ -125,3 +125,6 @@ async def test_decisions_flow_while_home_assistant_and_frigates_sub_label_are_do
         await until(lambda: outputs["sub_label"].stats["retries"] >= 1, 20)  # type: ignore[attr-defined]
         assert running.service.counters["published_match"] == 2
         assert not any(k.startswith("output_errors") for k in running.service.counters)
+        status = running.service.status()["outputs"]  # the trouble is visible, not only in the log
+        assert status["ha_events"]["retries"] >= 1
+        assert status["sub_label"]["retries"] >= 1

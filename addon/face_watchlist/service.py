@@ -454,6 +454,8 @@ class Service:
             "matches_today": self.records.matches_since(midnight.timestamp()),
             "people_per_list": store.people_per_list(),
             "counters": dict(self.counters),
+            # each output's own tallies (written, retried, failed...): a failing output shows here
+            "outputs": {o.name: dict(getattr(o, "stats", {})) for o in self.outputs},
         }
 
     # the loop ----------------------------------------------------------------------------------
