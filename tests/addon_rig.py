@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from face_watchlist.addon_options import derive
+from face_watchlist.demo import free_port
 
 SUPERVISOR_TOKEN = "supervisor-token-for-tests"
 MQTT_USER, MQTT_PASSWORD = "addons", "mqtt-password-from-the-supervisor"
@@ -30,12 +31,6 @@ PACK_FILES = (
     "face_detection_yunet_2023mar_int8bq.onnx",
     "face_recognition_sface_2021dec_fp32.onnx",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from face_watchlist.demo import free_port
 from face_watchlist.faces.cache import ModelCache
 from face_watchlist.faces.packs import PACKS
 from face_watchlist.faces.pipeline import FacePipeline, PipelineOptions
@@ -71,12 +72,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:`estimate` is deprecated:FutureWarning")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[int]:
     """A private Mosquitto on a free port (the design's integration tests use a real broker)."""
@@ -85,7 +80,7 @@ def broker(tmp_path: Path) -> Iterator[int]:
     )
     if binary is None:  # scripts/setup installs it; a missing broker is a broken set-up
         pytest.fail("mosquitto is not installed: run scripts/setup", pytrace=False)
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 import pytest
 
+from face_watchlist.demo import free_port
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.frigate.simulator import publish_lifecycle
 from face_watchlist.gallery.records import Evidence, Records
@@ -212,17 +212,11 @@ def locked(database: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
         process.wait(10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_a_database_locked_by_another_process(
     tmp_path: Path, broker: int, pipeline: FacePipeline, model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    port = _free_port()
+    port = free_port()
     async with (
         rig(tmp_path, broker, pipeline, model_dir, web_port=port, web_token=TOKEN) as r,
         clients(broker) as (frigate, watcher),

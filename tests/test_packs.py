@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import threading
@@ -34,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import face_watchlist.cli
 import face_watchlist.faces.pipeline
+from face_watchlist.demo import free_port
 from face_watchlist.errors import ModelPackError
 from face_watchlist.faces import fetch, packs
 from face_watchlist.faces.cache import ModelCache
@@ -103,13 +103,6 @@ def url_spec(url: str, archive_sha256: str) -> PackSpec:
 
 def cache_entries(model_dir: Path) -> list[str]:
     return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalServer:

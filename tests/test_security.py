@@ -13,7 +13,6 @@ import hmac
 import io
 import logging
 import os
-import socket
 import struct
 import zipfile
 import zlib
@@ -27,6 +26,7 @@ import pytest
 from aiohttp import web as aioweb
 
 from face_watchlist.config import load_settings
+from face_watchlist.demo import free_port
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.frigate.client import FrigateClient
@@ -230,12 +230,6 @@ def test_no_request_field_is_an_address() -> None:
         assert schema.get("format") not in ("uri", "url", "hostname", "ipv4", "ipv6"), (where, name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_enrol_from_an_event_fetches_only_from_the_configured_frigate(
     tmp_path: Path, broker: int, pipeline: FacePipeline, model_dir: Path
 ) -> None:
@@ -249,9 +243,9 @@ async def test_enrol_from_an_event_fetches_only_from_the_configured_frigate(
     elsewhere.router.add_route("*", "/{tail:.*}", record)
     runner = aioweb.AppRunner(elsewhere)
     await runner.setup()
-    evil_port = _free_port()
+    evil_port = free_port()
     await aioweb.TCPSite(runner, "127.0.0.1", evil_port).start()
-    port = _free_port()
+    port = free_port()
     try:
         async with (
             rig(tmp_path, broker, pipeline, model_dir, web_port=port, web_token=TOKEN) as r,
@@ -327,7 +321,7 @@ async def test_secrets_stay_out_of_logs_errors_status_and_mqtt(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secrets = (MQTT_PASSWORD, FRIGATE_PASSWORD, TOKEN)
-    port = _free_port()
+    port = free_port()
     seen: list[str] = []
     options = {"mqtt": {"username": "fw", "password": MQTT_PASSWORD}}
     async with (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from face_watchlist.demo import free_port
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.frigate.simulator import available_message, publish_lifecycle
 from service_rig import rig
@@ -38,12 +38,6 @@ JOHNS = Path(__file__).parent / "data" / "faces" / "dlib_johns" / "images"
 TOKEN = "browser-test-token-0123456789"
 BOX = (390, 40, 890, 700)
 PHONE = (390, 844)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +91,7 @@ async def step(fn: Callable[[], Any]) -> Any:
 async def test_enrol_review_and_audit_in_the_browser(
     tmp_path: Path, broker: int, pipeline: FacePipeline, model_dir: Path, driver: WebDriver
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/"
     async with (
         rig(tmp_path, broker, pipeline, model_dir, web_port=port, web_token=TOKEN) as running,
@@ -149,7 +143,7 @@ async def test_enrol_review_and_audit_in_the_browser(
 async def test_every_page_renders_on_a_phone_and_is_keyboard_reachable(
     tmp_path: Path, broker: int, pipeline: FacePipeline, model_dir: Path, driver: WebDriver
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/"
     async with rig(tmp_path, broker, pipeline, model_dir, web_port=port, web_token=TOKEN):
 

@@ -23,6 +23,8 @@ from face_watchlist.faces.pipeline import FacePipeline, get_pack
 from face_watchlist.faces.types import Face
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+# the benchmarks' default people: the licence-clean photos the tests use (present in a checkout)
+SAMPLE_GALLERY = Path(__file__).resolve().parents[2] / "tests/data/faces/face_recognition_knn/enroll"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -374,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gallery",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "tests/data/faces/face_recognition_knn/enroll",
+        default=SAMPLE_GALLERY,
         help="<person>/*.jpg enrolled; each person's last photo is replayed",
     )
     p.add_argument("--events", type=int, default=30)
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gallery",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "tests/data/faces/face_recognition_knn/enroll",
+        default=SAMPLE_GALLERY,
         help="<person>/*.jpg enrolled and replayed",
     )
     p.add_argument("--cameras", type=int, default=16)

@@ -79,7 +79,8 @@ def demo_data(root: Path = DATA) -> Path:
     return root
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -89,7 +90,7 @@ def _free_port() -> int:
 async def mosquitto(workdir: Path, startup_s: float = 5.0) -> AsyncIterator[int]:
     """A private Mosquitto on a free loopback port; yields the port, stops the broker after."""
     binary = find_mosquitto()
-    port = _free_port()
+    port = free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     log = workdir / "mosquitto.log"

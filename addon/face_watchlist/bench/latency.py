@@ -37,15 +37,16 @@ from face_watchlist.service import Service
 BOX = (390, 40, 890, 700)
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 1) if values else float("nan")
+def percentile(values: list[float], q: float) -> float | None:
+    """In ms to a tenth; None without values (JSON has no NaN)."""
+    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 def run_latency(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
@@ -96,7 +97,7 @@ async def _measure(
     arrived: dict[str, float] = {}
     timings: dict[str, dict[str, float]] = {}
     frames: list[np.ndarray] = []  # what the service was sent, for the bare pipeline
-    rss_start = _rss_mb()
+    rss_start = rss_mb()
     async with (
         aiomqtt.Client("127.0.0.1", port, identifier="bench-frigate") as frigate,
         aiomqtt.Client("127.0.0.1", port, identifier="bench-watcher") as watcher,
@@ -160,30 +161,30 @@ async def _measure(
             bare.append((time.perf_counter() - t) * 1000)
     bare_ms = statistics.median(bare)
     done_burst = sum(1 for i in burst if i in arrived)
-    p50 = _percentile(latencies, 50)
+    p50 = percentile(latencies, 50)
     return {
         "pack": service.pipeline.spec.name,
         "events": len(steady),
         "rate_per_s": args.rate,
         "decided": len(latencies),
-        "latency_ms": {"p50": p50, "p95": _percentile(latencies, 95), "p99": _percentile(latencies, 99)},
+        "latency_ms": {"p50": p50, "p95": percentile(latencies, 95), "p99": percentile(latencies, 99)},
         "bare_pipeline_ms_p50": round(bare_ms, 1),
         # inside the service: fetching the snapshot from the (in-process) simulator, then
         # decode + models + search
-        "service_fetch_ms_p50": _percentile(
+        "service_fetch_ms_p50": percentile(
             [timings[i].get("fetch_ms", 0.0) for i in steady if i in timings], 50
         ),
-        "service_match_ms_p50": _percentile(
+        "service_match_ms_p50": percentile(
             [timings[i].get("match_ms", 0.0) for i in steady if i in timings], 50
         ),
-        "overhead_ms_p50": round(p50 - bare_ms, 1),
+        "overhead_ms_p50": round(p50 - bare_ms, 1) if p50 is not None else None,
         "burst": len(burst),
         "burst_decided": done_burst,
         "throughput_per_s": round(done_burst / burst_s, 2) if burst_s > 0 else None,
         "bare_pipeline_per_s": round(1000 / bare_ms, 2),
         "throughput_ratio": round((done_burst / burst_s) / (1000 / bare_ms), 3) if burst_s > 0 else None,
         "dropped": service.counters["dropped_queue_full"],
-        "rss_mb": {"start": round(rss_start, 1), "end": round(_rss_mb(), 1)},
+        "rss_mb": {"start": round(rss_start, 1), "end": round(rss_mb(), 1)},
         "soak": soak,
         "note": "snapshots are 1280x720 frames with the person's photo in a 500x660 box",
     }
@@ -200,7 +201,7 @@ async def _soak(
     waiting, so none is dropped); resident memory after the first tenth (warm) and at the end."""
     window = max(2, service.settings.watch["queue_size"] // 2)
     warm_at = max(1, count // 10)
-    rss_warm = _rss_mb()
+    rss_warm = rss_mb()
     start = time.perf_counter()
     oldest = 0  # every event before this one has its decision
     for n in range(count):
@@ -212,7 +213,7 @@ async def _soak(
         await publish(f"m{n}", photos[n % len(photos)])
         if n == warm_at:
             gc.collect()
-            rss_warm = _rss_mb()
+            rss_warm = rss_mb()
     deadline = time.perf_counter() + 60
     while sum(1 for i in range(count) if f"m{i}" in arrived) < count and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
@@ -221,7 +222,7 @@ async def _soak(
     for i in range(count):  # our own bookkeeping must not count as the service's growth
         arrived.pop(f"m{i}", None)
     gc.collect()
-    rss_end = _rss_mb()
+    rss_end = rss_mb()
     return {
         "events": count,
         "decided": decided,

@@ -20,7 +20,6 @@ import contextlib
 import gc
 import json
 import logging
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +27,10 @@ from typing import Any
 
 import aiohttp
 import aiomqtt
-import numpy as np
 
-from face_watchlist.bench.latency import BOX, _rss_mb
+from face_watchlist.bench.latency import BOX, percentile, rss_mb
 from face_watchlist.config import load_settings
-from face_watchlist.demo import mosquitto
+from face_watchlist.demo import free_port, mosquitto
 from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.pipeline import FacePipeline
 from face_watchlist.frigate.simulator import Camera, FrigateSimulator, SimEvent, event_messages
@@ -55,16 +53,6 @@ def run_load(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path) 
         logger.setLevel(level)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ms(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
 async def _run(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
     photos = sorted(p for p in args.gallery.rglob("*") if p.suffix.lower() in enroll.IMAGE_SUFFIXES)
     if not photos:
@@ -80,7 +68,7 @@ async def _run(pipeline: FacePipeline, args: argparse.Namespace, model_dir: Path
         )
         try:
             async with mosquitto(work) as port, FrigateSimulator(auth=False, render_cache=64) as sim:
-                web_port = _free_port()
+                web_port = free_port()
                 config = {
                     **base,
                     "mqtt": {"port": port, "client_id": "fw-load"},
@@ -133,7 +121,7 @@ class _Load:
                 await self._objects(frigate, count=min(8, len(self.photos)), prefix="w", rate=4.0)
                 await self._settle(timeout=60)
                 gc.collect()
-                rss_baseline = _rss_mb()
+                rss_baseline = rss_mb()
                 samplers = [
                     asyncio.create_task(self._probe_health(http)),
                     asyncio.create_task(self._sample()),
@@ -148,7 +136,7 @@ class _Load:
                 self.bursting = False
                 await asyncio.sleep(self.args.idle)
                 gc.collect()
-                rss_after = _rss_mb()
+                rss_after = rss_mb()
                 status_url = self.health_url.replace("health", "status")
                 headers = {"Authorization": f"Bearer {TOKEN}"}
                 status = await (await http.get(status_url, headers=headers)).json()
@@ -222,7 +210,7 @@ class _Load:
         while True:
             self.queue_max = max(self.queue_max, self.service.queue.qsize())
             if ticks % 25 == 0:
-                self.rss_peak = max(self.rss_peak, _rss_mb())
+                self.rss_peak = max(self.rss_peak, rss_mb())
             ticks += 1
             await asyncio.sleep(0.02)
 
@@ -258,8 +246,8 @@ class _Load:
             "health_ms": {
                 "requests": len(self.health_ms),
                 "failures": self.health_failures,
-                "p50": _ms(self.health_ms, 50),
-                "p99": _ms(self.health_ms, 99),
+                "p50": percentile(self.health_ms, 50),
+                "p99": percentile(self.health_ms, 99),
                 "max": round(max(self.health_ms), 1) if self.health_ms else None,
             },
             "rss_mb": {

@@ -79,9 +79,9 @@ def export_person(
     return counts
 
 
-def delete_person(gallery: Gallery, person_id: int, actor: str) -> int:
+def delete_person(gallery: Gallery, person_id: int, actor: str, reason: str = "deletion request") -> int:
     """Delete everything about a person; returns how many templates went (index included)."""
-    removed = gallery.store.delete_person(person_id, actor=actor, reason="deletion request")
+    removed = gallery.store.delete_person(person_id, actor=actor, reason=reason)
     gallery.removed(removed)
     gallery.save_index()
     return len(removed)

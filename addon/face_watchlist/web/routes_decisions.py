@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from face_watchlist.gallery.records import DecisionRecord, Records
+from face_watchlist.gallery.records import DecisionRecord, EvidenceKind, Records
 from face_watchlist.gallery.store import StoreError
 from face_watchlist.web.context import HUB_KEY, actor, service_of
 from face_watchlist.web.enrolment import WebEnroller
@@ -96,10 +96,10 @@ async def get_decision(request: web.Request) -> web.Response:
     return web.json_response(decision_json(_get(request)))
 
 
-async def _evidence(request: web.Request, kind: str) -> web.Response:
+async def _evidence(request: web.Request, kind: EvidenceKind) -> web.Response:
     record = _get(request)
     try:
-        data = _records(request).evidence(record.id, "face" if kind == "face" else "snapshot")
+        data = _records(request).evidence(record.id, kind)
     except StoreError as err:
         raise ApiError(404, "not_found", str(err)) from None
     return web.Response(

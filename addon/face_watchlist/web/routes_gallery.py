@@ -13,6 +13,7 @@ from face_watchlist.errors import FaceWatchlistError
 from face_watchlist.faces.images import decode_image
 from face_watchlist.gallery.enroll import MAX_PHOTO_BYTES
 from face_watchlist.gallery.store import Person, Store, StoreError, WatchList
+from face_watchlist.trust import person as person_data
 from face_watchlist.trust.schedule import ScheduleError
 from face_watchlist.web import queries
 from face_watchlist.web.context import WebService, actor, service_of
@@ -259,9 +260,7 @@ def _set_lists(service: WebService, store: Store, person: Person, wanted: list[W
 async def delete_person(request: web.Request) -> web.Response:
     service, store = service_of(request), _store(request)
     person = _person(store, request[QUERY]["person_id"])
-    removed = store.delete_person(person.id, actor=actor(request))
-    service.gallery.removed(removed)
-    service.gallery.save_index()
+    person_data.delete_person(service.gallery, person.id, actor(request), reason="deleted")
     return web.Response(status=204)
 
 
